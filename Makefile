@@ -1,0 +1,49 @@
+# Self-documenting: `make help` lists every target that has a `## comment`.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+UV_VERSION := 0.13.9
+export PATH := $(BIN):$(PATH)
+export PYTHONHASHSEED := 0
+
+.PHONY: help venv data run repro test lock clean
+
+help: ## List the targets and what they do
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create .venv from the pinned requirements (only when missing or outdated)
+
+$(VENV)/.installed: requirements/dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+data: venv ## Get the data: `dvc pull` when a remote answers, else regenerate and verify against data.dvc
+	$(BIN)/python -m pipeline.data
+
+repro: venv data ## Reproduce the pipeline (only stages whose inputs changed)
+	$(BIN)/dvc repro
+
+run: repro ## Set up everything, get the data, run the pipeline and print a summary
+	$(BIN)/python -m pipeline.summary
+
+test: venv ## Run the test suite
+	$(BIN)/pytest
+
+lock: ## Re-pin requirements/*.txt from requirements/*.in
+	@for f in serve pipeline dev; do \
+		$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --no-annotate \
+			requirements/$$f.in -o requirements/$$f.txt; done
+
+clean: ## Remove pipeline outputs (not the data, the DVC cache or .venv)
+	rm -rf artifacts model dvclive
+
+# Feature targets live beside this file, one file per feature, so a fork can delete a feature cleanly.
+-include mk/*.mk

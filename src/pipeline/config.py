@@ -1,0 +1,191 @@
+"""params.yaml -> typed configuration. The one place that reads params.yaml; stages receive these objects.
+
+A missing or mistyped key fails here with one line naming the key, e.g.
+`params.yaml: tune.n_trials: Input should be a valid integer`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import PipelineError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo in params.yaml must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Section):
+    dir: str = "data"
+    seed: int
+    start_month: str = Field(pattern=r"^\d{4}-\d{2}$")
+    months: int = Field(gt=0)
+    rows_per_month: int = Field(gt=0)
+    covariate_drift: float = Field(ge=0)
+    concept_drift: float = Field(ge=0)
+
+
+class WarehouseParams(_Section):
+    table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    files: str
+
+
+class ExtractParams(_Section):
+    query: str
+    cutoff: str = "latest"
+    window_days: int = Field(gt=0)
+    chunk_rows: int = Field(gt=0)
+
+
+class FeatureSpec(_Section):
+    type: Literal["int", "float", "category"]
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = None
+    nullable: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> FeatureSpec:
+        if self.type == "category" and not self.allowed:
+            raise ValueError("a category feature needs a non-empty 'allowed' list")
+        if self.type != "category" and self.allowed:
+            raise ValueError("'allowed' is only for category features")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is greater than max")
+        return self
+
+
+class SchemaParams(_Section):
+    id_column: str
+    time_column: str
+    label: str
+    min_rows: int = Field(ge=1)
+    max_label_null_fraction: float = Field(ge=0, le=1)
+    features: dict[str, FeatureSpec]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [name for name, spec in self.features.items() if spec.type != "category"]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [name for name, spec in self.features.items() if spec.type == "category"]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features)
+
+
+class PrepareParams(_Section):
+    valid_days: int = Field(gt=0)
+    test_days: int = Field(gt=0)
+
+
+class ModelParams(_Section):
+    type: Literal["hist_gradient_boosting", "logistic_regression"]
+    seed: int
+    class_weight: Literal["balanced", "none"] = "balanced"
+    defaults: dict[str, float | int]
+
+
+class SearchDimension(_Section):
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs 'choices'")
+        elif self.low is None or self.high is None or self.low > self.high:
+            raise ValueError("needs 'low' <= 'high'")
+        return self
+
+
+class PrunerParams(_Section):
+    n_startup_trials: int = Field(ge=0)
+    n_warmup_steps: int = Field(ge=0)
+    n_steps: int = Field(ge=1)
+
+
+class TuneParams(_Section):
+    n_trials: int = Field(ge=0)
+    timeout_s: float = Field(gt=0)
+    seed: int
+    metric: Literal["roc_auc", "pr_auc", "log_loss"]
+    study_name: str
+    storage: str
+    pruner: PrunerParams
+    search_space: dict[str, SearchDimension]
+
+
+class TrainParams(_Section):
+    fit_on: Literal["train", "train_valid"]
+    reference_sample: int = Field(gt=0)
+
+
+class EvaluateParams(_Section):
+    threshold: float = Field(gt=0, lt=1)
+    calibration_bins: int = Field(ge=2)
+    gate: dict[str, float]
+
+
+class Params(BaseModel):
+    """The whole of params.yaml. Sections added by later features are kept as plain dicts in `extra`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    data: DataParams
+    warehouse: WarehouseParams
+    extract: ExtractParams
+    schema_: SchemaParams = Field(alias="schema")
+    prepare: PrepareParams
+    model: ModelParams
+    tune: TuneParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+    @property
+    def schema(self) -> SchemaParams:  # noqa: D401 - `schema` shadows a pydantic name, hence the alias
+        return self.schema_
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A section that has no typed model (yet), as a dict; a missing one is a clear error."""
+        extra = self.model_extra or {}
+        if name not in extra:
+            raise PipelineError(f"params.yaml: missing section '{name}'")
+        return extra[name]
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PipelineError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path}: expected a mapping of sections at the top level")
+    return parse_params(raw, source=str(path))
+
+
+def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise PipelineError(f"{source}: {key}: {first['msg']}{more}") from exc
