@@ -16,3 +16,13 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory):
     """A real PostgreSQL server on a loopback port, shared by the session's tests (each uses its own tables)."""
     with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny HistGradientBoosting model artifact, written once per session (copy it before changing it)."""
+    from tests.model_fixture import train_tiny_model
+
+    path = tmp_path_factory.mktemp("model")
+    train_tiny_model(path)
+    return path
