@@ -1,23 +1,23 @@
 """Demo data: a seeded generator of customer-churn events, one Parquet file per month.
 
-Each row is one customer observed at `event_time` with the features of `schema.features` and the label `churned`
-(1 = the customer left within the following month). The world it simulates:
+Each row is one customer observed at `event_time` with the features of `schema.features` and the label
+`churned` (1 = the customer left within the following month). The world it simulates:
 
-- contracts, internet service, payment methods and regions with realistic shares; tenure depends on the contract,
-  charges on the service and number of products; `total_charges` is missing for brand-new customers (and a few
-  others), `avg_session_minutes` is missing when usage tracking did not report;
-- churn follows a logistic model of the features plus an unobserved "satisfaction" term, so a good model reaches a
-  ROC AUC of about 0.8, not 1.0, and about one customer in five churns.
+- contracts, internet service, payment methods and regions with realistic shares; tenure depends on the
+  contract, charges on the service and number of products; `total_charges` is missing for brand-new customers
+  (and a few others), `avg_session_minutes` is missing when usage tracking did not report;
+- churn follows a logistic model of the features plus an unobserved "satisfaction" term, so a good model
+  reaches a ROC AUC of about 0.8, not 1.0, and about one customer in five churns.
 
 Two knobs simulate change:
-- `covariate_drift` (0 = none, 1 = strong) shifts who the customers are: more fiber and month-to-month contracts,
-  higher charges, more support tickets, shorter sessions.
-- `concept_drift` (0 = none, 1 = strong) changes how features relate to churn: price and region start to matter,
-  fiber and electronic checks stop predicting churn, contract length protects less. A model trained before the
-  change gets clearly worse after it; one retrained on changed data recovers.
+- `covariate_drift` (0 = none, 1 = strong) shifts who the customers are: more fiber and month-to-month
+  contracts, higher charges, more support tickets, shorter sessions.
+- `concept_drift` (0 = none, 1 = strong) changes how features relate to churn: price and region start to
+  matter, fiber and electronic checks stop predicting churn, contract length protects less. A model trained
+  before the change gets clearly worse after it; one retrained on changed data recovers.
 
-Every month is seeded from (seed, year, month) alone, and the knobs transform the same random draws, so appending a
-month never changes earlier months and drifted months differ from undrifted ones only by the drift.
+Every month is seeded from (seed, year, month) alone, and the knobs transform the same random draws, so
+appending a month never changes earlier months; drifted months differ from undrifted ones only by the drift.
 
 CLI: `python -m pipeline.generate --params params.yaml` writes every month of params.yaml `data`;
 `--append-month 2026-01 --rows 2000 --concept-drift 1` writes one more month (the "next month's data").
@@ -127,8 +127,10 @@ def month_range(start_month: str, months: int) -> list[str]:
     return out
 
 
-def _choice(u: np.ndarray, before: list[float], after: list[float], drift: float, labels: list[str]) -> np.ndarray:
-    """Categorical draw by inverse CDF of shared uniforms, with shares interpolated by `drift` (extrapolated > 1)."""
+def _choice(
+    u: np.ndarray, before: list[float], after: list[float], drift: float, labels: list[str]
+) -> np.ndarray:
+    """Categorical draw by inverse CDF of shared uniforms; shares move with `drift` (extrapolated > 1)."""
     shares = np.clip(np.asarray(before) + drift * (np.asarray(after) - np.asarray(before)), 0.01, None)
     cdf = np.cumsum(shares / shares.sum())
     idx = np.minimum(np.searchsorted(cdf, u, side="right"), len(labels) - 1)
@@ -199,7 +201,8 @@ def generate_month(
     senior = (u_senior < 0.16).astype(np.int64)
 
     mean_tenure = np.select([contract == "month-to-month", contract == "one-year"], [14.0, 32.0], 52.0)
-    tenure = np.clip(np.round(tenure_draw / 1.4 * mean_tenure * (1 - 0.25 * min(cov, 2))), 0, 120).astype(np.int64)
+    tenure = np.round(tenure_draw / 1.4 * mean_tenure * (1 - 0.25 * min(cov, 2)))
+    tenure = np.clip(tenure, 0, 120).astype(np.int64)
 
     num_products = np.clip(1 + products_draw + (internet == "fiber"), 1, 10).astype(np.int64)
     base = np.select([internet == "fiber", internet == "dsl"], [82.0, 52.0], 22.0)
@@ -212,7 +215,8 @@ def generate_month(
     ticket_rate = 0.6 + 0.5 * (internet == "fiber") + 0.3 * senior + 0.5 * cov
     tickets = np.clip(_poisson_from_uniform(ticket_uniform, ticket_rate), 0, 100).astype(np.int64)
 
-    session_median = np.select([internet == "fiber", internet == "dsl"], [38.0, 30.0], 12.0) * (1 - 0.2 * min(cov, 2))
+    session_median = np.select([internet == "fiber", internet == "dsl"], [38.0, 30.0], 12.0)
+    session_median = session_median * (1 - 0.2 * min(cov, 2))
     sessions = np.round(np.clip(session_median * np.exp(session_draw), 0.0, 1440.0), 1)
     sessions = np.where(u_session_missing < 0.08, np.nan, sessions)
 
@@ -255,7 +259,7 @@ def _with_schema_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_arrow(frame: pd.DataFrame) -> pa.Table:
-    """The frame as an Arrow table with ARROW_SCHEMA and no pandas metadata (so file bytes are reproducible)."""
+    """The frame as an Arrow table with ARROW_SCHEMA and no pandas metadata (reproducible file bytes)."""
     table = pa.Table.from_pandas(frame[ARROW_SCHEMA.names], schema=ARROW_SCHEMA, preserve_index=False)
     return table.replace_schema_metadata(None)
 
@@ -273,7 +277,7 @@ def month_records(
 
 
 def write_month(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write one month atomically; the same frame always gives the same bytes (pinned pyarrow, no timestamps)."""
+    """Write one month atomically; the same frame gives the same bytes (pinned pyarrow, no timestamps)."""
     table = to_arrow(frame)
     return atomic_write(
         path, lambda tmp: pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
