@@ -3,8 +3,8 @@
 1. data/ already matches data.dvc: nothing to do (its files are saved to the DVC cache if they are not yet).
 2. The recorded version is in the local DVC cache: `dvc checkout`.
 3. A default DVC remote is configured: `dvc pull`; if it cannot be reached (or lacks the data), go on.
-4. Regenerate the demo data with `pipeline.generate` and params.yaml `data`, verify that its DVC hash equals the
-   md5 in data.dvc, then move it into place and save it to the cache (data.dvc stays byte-identical).
+4. Regenerate the demo data with `pipeline.generate` and params.yaml `data`, verify that its DVC hash equals
+   the md5 in data.dvc, then move it into place and save it to the cache (data.dvc stays byte-identical).
 
 A data/ that differs from data.dvc and is not saved in the cache is never overwritten: that is someone's
 unrecorded change, and the error says how to record (`dvc add data`) or discard (`dvc checkout --force`) it.
@@ -48,12 +48,14 @@ def _in_cache(repo, hash_info) -> bool:
         return False
     try:
         tree = load(odb, hash_info)
-    except Exception:  # noqa: BLE001 - a corrupt .dir object in the cache simply does not count as cached
+    except Exception:  # a corrupt .dir object in the cache simply does not count as cached
         return False
     return all(odb.exists(entry_hash.value) for _, _, entry_hash in tree)
 
 
-def ensure_data(root: str | Path = ".", params_path: str | Path = "params.yaml", progress: Progress = print) -> str:
+def ensure_data(
+    root: str | Path = ".", params_path: str | Path = "params.yaml", progress: Progress = print
+) -> str:
     """Make data/ match data.dvc. Returns what was done: up-to-date, checkout, pull or regenerate."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
@@ -67,7 +69,7 @@ def ensure_data(root: str | Path = ".", params_path: str | Path = "params.yaml",
         out = repo.stage.load_one(str(dvc_file)).outs[0]
         expected = out.hash_info
         if not expected:
-            raise PipelineError(f"{dvc_file}: no md5 recorded for '{out.def_path}'; run `dvc add {out.def_path}`")
+            raise PipelineError(f"{dvc_file}: no md5 recorded for '{out.def_path}': run `dvc add`")
         data_dir = Path(out.fs_path)
         rel = out.def_path
 
@@ -81,8 +83,8 @@ def ensure_data(root: str | Path = ".", params_path: str | Path = "params.yaml",
                 return "up-to-date"
             if not _in_cache(repo, current):
                 raise PipelineError(
-                    f"{rel}/: differs from data.dvc (recorded {expected.value}, found {current.value}) and the "
-                    f"change is not saved: record it with `dvc add {rel}` or discard it with "
+                    f"{rel}/: differs from data.dvc (recorded {expected.value}, found {current.value}) and "
+                    f"the change is not saved: record it with `dvc add {rel}` or discard it with "
                     f"`dvc checkout --force data.dvc`"
                 )
             progress(f"data: {rel}/ holds another saved version ({current.value}); replacing it")
@@ -123,9 +125,9 @@ def _regenerate(params_path: Path, data_dir: Path, expected_md5: str, progress: 
         got = dir_md5(scratch)
         if got != expected_md5:
             raise PipelineError(
-                f"regenerated {data_dir.name}/ does not match data.dvc: expected md5 {expected_md5}, got {got} "
-                f"(params.yaml `data` or the generator changed since data.dvc was recorded; if intended, "
-                f"run `python -m pipeline.generate && dvc add {data_dir.name}`)"
+                f"regenerated {data_dir.name}/ does not match data.dvc: expected md5 {expected_md5}, "
+                f"got {got} (params.yaml `data` or the generator changed since data.dvc was recorded; "
+                f"if intended, run `python -m pipeline.generate && dvc add {data_dir.name}`)"
             )
         if data_dir.exists():
             shutil.rmtree(data_dir)
