@@ -109,6 +109,9 @@ class PredictionLog:
                 try:
                     with self.engine.begin() as conn:
                         conn.execute(predictions.insert(), batch)
+                except sa.exc.IntegrityError:
+                    written += self._insert_one_by_one(batch)
+                    continue
                 except Exception as exc:  # a database outage must not kill the writer: retry next round
                     self._queue.extendleft(reversed(batch))
                     self.errors += 1
@@ -116,6 +119,19 @@ class PredictionLog:
                     break
                 written += len(batch)
         self.written += written
+        return written
+
+    def _insert_one_by_one(self, batch: list[dict[str, Any]]) -> int:
+        """A batch with a row the database refuses (a duplicate id): keep the good rows, report the bad ones."""
+        written = 0
+        for row in batch:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(predictions.insert(), [row])
+                written += 1
+            except sa.exc.IntegrityError as exc:
+                self.errors += 1
+                log.error("prediction log: dropping prediction %s (%s)", row["prediction_id"], exc.orig)
         return written
 
     def close(self, timeout: float = 10.0) -> None:
