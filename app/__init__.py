@@ -37,6 +37,10 @@ class ServeState:
     shutting_down: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def publish_model_metrics(self) -> None:
+        self.metrics.model_info.labels(model_version=self.model.model_version).set(1)
+        self.metrics.model_ready.set(1 if self.model.ready else 0)
+
 
 def _from_env(defaults: dict[str, Any]) -> dict[str, Any]:
     out = {}
@@ -75,12 +79,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     metrics = Metrics()
     model = load_service(app.config["MODEL_DIR"], use_fastpath=bool(app.config["FASTPATH"]))
-    metrics.model_info.labels(model_version=model.model_version).set(1)
-    metrics.model_ready.set(1 if model.ready else 0)
     log = PredictionLog(app.config["PREDICTION_LOG_URL"], flush_interval=float(app.config["LOG_FLUSH_INTERVAL"]),
                         batch_size=int(app.config["LOG_BATCH_SIZE"]))
     log.on_flush = lambda written, backlog: (metrics.log_written.inc(written), metrics.log_backlog.set(backlog))
-    app.extensions["serve"] = ServeState(model=model, log=log, metrics=metrics, config=dict(app.config))
+    state = app.extensions["serve"] = ServeState(model=model, log=log, metrics=metrics, config=dict(app.config))
+    state.publish_model_metrics()
 
     app.register_blueprint(api.bp)
     app.register_blueprint(docs.bp)
