@@ -79,8 +79,11 @@ def _compile_column_transformer(ct: Any, features: list[Feature]) -> list[Block]
         kinds = {by_name[c][1].type == "category" for c in cols}
         if len(kinds) != 1:
             raise Unsupported("a transformer mixes numeric and category columns")
-        steps = [] if transformer == "passthrough" else (
-            [s for _, s in transformer.steps] if _cls(transformer) == "Pipeline" else [transformer])
+        steps = (
+            []
+            if transformer == "passthrough"
+            else ([s for _, s in transformer.steps] if _cls(transformer) == "Pipeline" else [transformer])
+        )
         blocks.append(_category_block(idx, steps) if kinds.pop() else _numeric_block(idx, steps))
     if not blocks:
         raise Unsupported("no columns")
@@ -99,7 +102,9 @@ def _numeric_block(idx: list[int], steps: list[Any]) -> Block:
         elif name == "StandardScaler":
             mean = None if step.mean_ is None else np.asarray(step.mean_, dtype=float)
             scale = None if step.scale_ is None else np.asarray(step.scale_, dtype=float)
-            ops.append(lambda X, m=mean, s=scale: ((X - m) if m is not None else X) / (s if s is not None else 1.0))
+            ops.append(
+                lambda X, m=mean, s=scale: ((X - m) if m is not None else X) / (s if s is not None else 1.0)
+            )
         else:
             raise Unsupported(f"numeric step {name}")
 
@@ -119,8 +124,11 @@ def _category_block(idx: list[int], steps: list[Any]) -> Block:
     *imputers, encoder = steps
     fills: list[Any] = [None] * len(idx)
     for imp in imputers:
-        if _cls(imp) != "SimpleImputer" or imp.add_indicator or not (
-                _is_nan(imp.missing_values) or imp.missing_values is None):
+        if (
+            _cls(imp) != "SimpleImputer"
+            or imp.add_indicator
+            or not (_is_nan(imp.missing_values) or imp.missing_values is None)
+        ):
             raise Unsupported(f"category step {_cls(imp)}")
         fills = [f if f is not None else s for f, s in zip(fills, imp.statistics_, strict=True)]
     categories = [list(c) for c in encoder.categories_]
@@ -145,8 +153,11 @@ def _category_block(idx: list[int], steps: list[Any]) -> Block:
 
         return ordinal
     if _cls(encoder) == "OneHotEncoder":
-        if encoder.handle_unknown != "ignore" or encoder.drop_idx_ is not None or getattr(
-                encoder, "_infrequent_enabled", False):
+        if (
+            encoder.handle_unknown != "ignore"
+            or encoder.drop_idx_ is not None
+            or getattr(encoder, "_infrequent_enabled", False)
+        ):
             raise Unsupported("OneHotEncoder options")
         offsets = np.cumsum([0] + [len(c) for c in categories])
 
@@ -197,7 +208,7 @@ class _Forest:
     own Cython loop is faster, hence `max_rows`.
     """
 
-    max_rows = 64
+    max_rows = 256
 
     def __init__(self, est: Any):
         if getattr(est, "n_trees_per_iteration_", 1) != 1:
@@ -250,7 +261,7 @@ class _Forest:
             X = self.remap(X)
         if len(X) <= self.chunk:
             return self._predict(X)
-        return np.concatenate([self._predict(X[i:i + self.chunk]) for i in range(0, len(X), self.chunk)])
+        return np.concatenate([self._predict(X[i : i + self.chunk]) for i in range(0, len(X), self.chunk)])
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         x = X.take(self.feat, axis=1)  # (rows, nodes): each node's input value
@@ -299,7 +310,7 @@ def _hgb_category_remap(est: Any) -> tuple[Callable[[np.ndarray], np.ndarray] | 
             values = X[:, col]
             pos = np.minimum(np.searchsorted(cats, values), len(cats) - 1)
             out[:, j] = np.where(cats[pos] == values, pos, np.nan)
-        out[:, len(cat_cols):] = X[:, num_cols]
+        out[:, len(cat_cols) :] = X[:, num_cols]
         return out
 
     return remap, None

@@ -29,7 +29,7 @@ import tempfile
 bind = os.environ.get("BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 threads = int(os.environ.get("THREADS", "1"))
-worker_class = "gthread"  # keep-alive connections, and threads when THREADS > 1
+worker_class = os.environ.get("WORKER_CLASS", "gthread")
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
 timeout = int(os.environ.get("TIMEOUT", "30"))
 keepalive = int(os.environ.get("KEEPALIVE", "5"))
