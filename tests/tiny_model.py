@@ -45,7 +45,8 @@ def build_tiny_model(model_dir: Path, params_path: Path, rows: int = 400, seed: 
           schema.categorical_features)],
         remainder="passthrough",
     )
-    model = Pipeline([("encode", encode), ("clf", HistGradientBoostingClassifier(max_iter=20, random_state=seed))])
+    classifier = HistGradientBoostingClassifier(max_iter=20, random_state=seed)
+    model = Pipeline([("encode", encode), ("clf", classifier)])
     model.fit(X, y)
     example = {k: (v.item() if hasattr(v, "item") else v) for k, v in X.iloc[0].to_dict().items()}
     metadata = {

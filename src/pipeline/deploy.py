@@ -1,9 +1,9 @@
 """Deploy the inference service to a Kubernetes environment, by image digest, with an automatic way back.
 
-    python -m pipeline.deploy render  staging --image ghcr.io/o/r@sha256:...   # print the manifests
-    python -m pipeline.deploy apply   staging --image ghcr.io/o/r@sha256:...   # apply, wait, undo on failure
-    python -m pipeline.deploy smoke   staging [--url URL] [--model-version V]  # checks; port-forward without URL
-    python -m pipeline.deploy rollback staging                                 # kubectl rollout undo
+    python -m pipeline.deploy render  staging --image ghcr.io/o/r@sha256:...  # print the manifests
+    python -m pipeline.deploy apply   staging --image ghcr.io/o/r@sha256:...  # apply, wait, undo on failure
+    python -m pipeline.deploy smoke   staging [--url URL] [--model-version V] # no URL: port-forward
+    python -m pipeline.deploy rollback staging                                # kubectl rollout undo
 
 The overlay in deploy/k8s/overlays/<env> is rendered with `kubectl kustomize`; the `api` container of the
 Deployment gets the image digest (no sed, no edited files); the result goes to `kubectl apply`. A rollout that
@@ -78,7 +78,7 @@ def api_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def set_image(docs: list[dict[str, Any]], image: str) -> list[dict[str, Any]]:
     """Pin the api container to `image`, which must be a digest reference (what was tested is what runs)."""
     if not DIGEST_REF.match(image):
-        raise PipelineError(f"--image {image!r}: must be a digest reference like ghcr.io/owner/repo@sha256:<64 hex>")
+        raise PipelineError(f"--image {image!r}: must be a digest reference (registry/name@sha256:<64 hex>)")
     api_container(docs)["image"] = image
     return docs
 
