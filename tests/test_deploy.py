@@ -1,0 +1,84 @@
+"""pipeline.deploy against a fake kubectl that records its calls (rendering still uses the real kustomize)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import deploy
+from tests.conftest import REPO_ROOT
+
+OVERLAYS = REPO_ROOT / "deploy" / "k8s" / "overlays"
+IMAGE = "ghcr.io/acme/churn@sha256:" + "cd" * 32
+
+FAKE_KUBECTL = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+stdin = sys.stdin.read() if args[:3] == ["apply", "-f", "-"] else ""
+with open(os.environ["FAKE_KUBECTL_LOG"], "a") as fh:
+    fh.write(json.dumps({{"args": args, "stdin": stdin}}) + "\\n")
+if args[0] == "kustomize":
+    os.execv({real!r}, ["kubectl", *args])
+if args[:2] == ["rollout", "status"]:
+    print("deployment rollout status: " + os.environ.get("FAKE_ROLLOUT", "ok"))
+    sys.exit(0 if os.environ.get("FAKE_ROLLOUT", "ok") == "ok" else 1)
+sys.exit(0)
+"""
+
+
+@pytest.fixture
+def kubectl_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    fake = tmp_path / "kubectl"
+    fake.write_text(FAKE_KUBECTL.format(python=sys.executable, real=shutil.which("kubectl")))
+    fake.chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("KUBECTL", str(fake))
+    monkeypatch.setenv("FAKE_KUBECTL_LOG", str(log))
+    return log
+
+
+def calls(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def commands(log: Path) -> list[str]:
+    return [" ".join(c["args"][:2]) for c in calls(log)]
+
+
+def test_apply_sends_the_digest_pinned_overlay_and_waits_for_the_rollout(kubectl_log: Path):
+    assert deploy.apply("production", IMAGE, timeout_s=120, root=OVERLAYS) == "churn-production"
+    assert commands(kubectl_log) == [f"kustomize {OVERLAYS / 'production'}", "apply -f", "rollout status"]
+    applied = calls(kubectl_log)[1]["stdin"]
+    assert f"image: {IMAGE}" in applied and "namespace: churn-production" in applied
+    status = calls(kubectl_log)[2]["args"]
+    assert status == ["rollout", "status", "deployment/churn-api", "-n", "churn-production", "--timeout=120s"]
+
+
+def test_a_failed_rollout_is_undone_and_reported(kubectl_log: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("FAKE_ROLLOUT", "timed out")
+    with pytest.raises(deploy.PipelineError, match=r"did not become ready.*rolled back to the previous"):
+        deploy.apply("staging", IMAGE, root=OVERLAYS)
+    assert commands(kubectl_log)[1:] == ["apply -f", "rollout status", "rollout undo", "rollout status"]
+    assert calls(kubectl_log)[3]["args"] == ["rollout", "undo", "deployment/churn-api", "-n", "churn-staging"]
+
+
+def test_cli_exits_non_zero_when_the_rollout_fails(kubectl_log: Path, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_ROLLOUT", "timed out")
+    code = deploy.main(["apply", "staging", "--image", IMAGE, "--overlays", str(OVERLAYS)])
+    assert code == 2
+    assert "rolled back" in capsys.readouterr().err
+
+
+def test_manual_rollback_undoes_the_last_rollout(kubectl_log: Path, capsys):
+    assert deploy.main(["rollback", "production", "--overlays", str(OVERLAYS)]) == 0
+    assert commands(kubectl_log)[1:] == ["rollout undo", "rollout status"]
+    assert "churn-production: rolled back" in capsys.readouterr().out
+
+
+def test_an_unknown_environment_names_the_known_ones():
+    with pytest.raises(deploy.PipelineError, match="environments: production, staging"):
+        deploy.render("prod", OVERLAYS)
