@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import sys
@@ -82,3 +83,32 @@ def test_manual_rollback_undoes_the_last_rollout(kubectl_log: Path, capsys):
 def test_an_unknown_environment_names_the_known_ones():
     with pytest.raises(deploy.PipelineError, match="environments: production, staging"):
         deploy.render("prod", OVERLAYS)
+
+
+def test_preflight_without_a_credential_skips_with_a_notice(tmp_path: Path, monkeypatch, capsys):
+    outputs = tmp_path / "github_output"
+    monkeypatch.setenv("KUBECONFIG_CONTENT", "")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    assert deploy.main(["preflight", "production", "--kubeconfig-out", str(tmp_path / "kubeconfig")]) == 0
+    assert outputs.read_text() == "enabled=false\n"
+    assert "::notice title=Deploy to production skipped::no KUBECONFIG secret" in capsys.readouterr().out
+    assert not (tmp_path / "kubeconfig").exists()
+
+
+@pytest.mark.parametrize("encode", [str, lambda text: base64.b64encode(text.encode()).decode()])
+def test_preflight_writes_the_kubeconfig_privately(tmp_path: Path, monkeypatch, encode):
+    kubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n"
+    outputs = tmp_path / "github_output"
+    monkeypatch.setenv("KUBECONFIG_CONTENT", encode(kubeconfig))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    dest = tmp_path / "kube" / "config"
+    assert deploy.main(["preflight", "staging", "--kubeconfig-out", str(dest)]) == 0
+    assert outputs.read_text() == "enabled=true\n"
+    assert dest.read_text() == kubeconfig
+    assert dest.stat().st_mode & 0o777 == 0o600
+
+
+def test_preflight_rejects_a_credential_that_is_not_a_kubeconfig(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("KUBECONFIG_CONTENT", "not a kubeconfig!")
+    assert deploy.main(["preflight", "staging", "--kubeconfig-out", str(tmp_path / "k")]) == 2
+    assert "KUBECONFIG secret: neither a kubeconfig YAML nor base64" in capsys.readouterr().err

@@ -4,16 +4,20 @@
     python -m pipeline.deploy apply   staging --image ghcr.io/o/r@sha256:...  # apply, wait, undo on failure
     python -m pipeline.deploy smoke   staging [--url URL] [--model-version V] # no URL: port-forward
     python -m pipeline.deploy rollback staging                                # kubectl rollout undo
+    python -m pipeline.deploy preflight staging --kubeconfig-out PATH         # CI: is there a cluster?
 
 The overlay in deploy/k8s/overlays/<env> is rendered with `kubectl kustomize`; the `api` container of the
 Deployment gets the image digest (no sed, no edited files); the result goes to `kubectl apply`. A rollout that
 does not become ready within the timeout is undone (`kubectl rollout undo`) and the command fails.
-`KUBECTL` names the kubectl binary (tests point it at a fake).
+`KUBECTL` names the kubectl binary (tests point it at a fake). `preflight` needs only the standard library, so
+the deploy workflow can decide to skip (no cluster credential: a fork or a new repository) before any set-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import os
 import re
 import subprocess
@@ -22,8 +26,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from pipeline.errors import PipelineError, cli_entrypoint
 
@@ -56,6 +58,8 @@ def overlay_dir(env: str, root: Path = OVERLAYS) -> Path:
 
 def render(env: str, root: Path = OVERLAYS) -> list[dict[str, Any]]:
     """The overlay's manifests as rendered by `kubectl kustomize`."""
+    import yaml
+
     out = kubectl("kustomize", str(overlay_dir(env, root))).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
@@ -88,6 +92,8 @@ def namespace(docs: list[dict[str, Any]]) -> str:
 
 
 def to_yaml(docs: list[dict[str, Any]]) -> str:
+    import yaml
+
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
@@ -112,6 +118,29 @@ def apply(env: str, image: str, timeout_s: int = 300, root: Path = OVERLAYS) -> 
         raise PipelineError(f"rollout of {image} to {ns} did not become ready in {timeout_s}s "
                             f"({(status.stderr or status.stdout).strip()}); {outcome}")
     return ns
+
+
+def preflight(kubeconfig: str, dest: Path, env: str) -> bool:
+    """Write the cluster credential to `dest` (0600); without one, explain the skip and return False.
+
+    The secret may hold the kubeconfig as YAML or base64-encoded YAML.
+    """
+    text = kubeconfig.strip()
+    if not text:
+        print(f"::notice title=Deploy to {env} skipped::no KUBECONFIG secret for the {env} environment "
+              "(a fork or a repository without a cluster): the image was not deployed. "
+              "README, section Deployment, shows how to add one.")
+        return False
+    if "apiVersion" not in text:
+        try:
+            text = base64.b64decode(text, validate=True).decode("utf-8").strip()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise PipelineError("KUBECONFIG secret: neither a kubeconfig YAML nor base64 of one") from exc
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    return True
 
 
 @contextmanager
@@ -151,7 +180,7 @@ def smoke(env: str, url: str | None, model_version: str | None, wait_s: float = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.deploy", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = {name: sub.add_parser(name) for name in ("render", "apply", "smoke", "rollback")}
+    commands = {name: sub.add_parser(name) for name in ("render", "apply", "smoke", "rollback", "preflight")}
     for p in commands.values():
         p.add_argument("env", help="overlay name under deploy/k8s/overlays (staging, production)")
         p.add_argument("--overlays", type=Path, default=OVERLAYS)
@@ -160,7 +189,15 @@ def main(argv: list[str] | None = None) -> int:
         commands[name].add_argument("--image", required=True, help="image digest reference to deploy")
     commands["smoke"].add_argument("--url", default="", help="service URL; default: kubectl port-forward")
     commands["smoke"].add_argument("--model-version", default="")
+    commands["preflight"].add_argument("--kubeconfig-out", type=Path, required=True,
+                                       help="where to write the KUBECONFIG_CONTENT environment variable")
     args = parser.parse_args(argv)
+    if args.command == "preflight":
+        enabled = preflight(os.environ.get("KUBECONFIG_CONTENT", ""), args.kubeconfig_out, args.env)
+        if os.environ.get("GITHUB_OUTPUT"):
+            with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as out:
+                out.write(f"enabled={str(enabled).lower()}\n")
+        return 0
     if args.command == "render":
         sys.stdout.write(to_yaml(set_image(render(args.env, args.overlays), args.image)))
     elif args.command == "apply":

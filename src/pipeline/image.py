@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the image from the repository root (with its model/)")
     t = sub.add_parser("test", help="build with podman, run on a loopback port and check it")
-    for p in (b, t):
+    v = sub.add_parser("model-version", help="print `model_version=<v>` of --model (for $GITHUB_OUTPUT)")
+    for p in (b, t, v):
         p.add_argument("--repo", type=Path, default=Path("."))
         p.add_argument("--model", type=Path, default=Path("model"), help="model directory for the image")
         p.add_argument("--tag", default=DEFAULT_TAG)
@@ -343,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.model / "metadata.json").is_file():
         raise PipelineError(f"{args.model}/metadata.json: no model (run `make run`, or pass --model DIR)")
+    if args.command == "model-version":
+        print(f"model_version={model_version(args.model)}")
+        return 0
     if args.command == "build":
         if args.model.resolve() != (args.repo / "model").resolve():
             raise PipelineError("--model: `build` uses the repository's model/ (the build context); "
