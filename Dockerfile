@@ -44,7 +44,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/srv \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PORT=8000 \
+    BIND=0.0.0.0:8000 \
+    WEB_CONCURRENCY=2 \
     MODEL_DIR=/srv/model \
     PREDICTION_LOG_URL=sqlite:////tmp/predictions.db
 
@@ -52,5 +53,5 @@ USER 10001:10001
 EXPOSE 8000
 # No curl in slim images: the venv's python asks /health.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8000'), timeout=4)"]
+    CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ['BIND'].rsplit(':', 1)[1], timeout=4)"]
 ENTRYPOINT ["/opt/venv/bin/gunicorn", "--config", "/srv/app/gunicorn.conf.py", "app.wsgi:app"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -118,8 +119,55 @@ def test_the_configmap_and_secret_references_resolve(rendered):
     api = deploy.api_container(docs)
     configmap = next(d for d in docs if d["kind"] == "ConfigMap")
     assert api["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
-    assert configmap["data"]["ENVIRONMENT"] == env
+    # one gunicorn worker per CPU of the limit: each worker holds a copy of the model in memory
+    cpu_limit = api["resources"]["limits"]["cpu"]
+    cpus = int(cpu_limit[:-1]) / 1000 if cpu_limit.endswith("m") else float(cpu_limit)
+    assert int(configmap["data"]["WEB_CONCURRENCY"]) == max(1, int(cpus))
     secret_ref = next(e for e in api["env"] if e["name"] == "PREDICTION_LOG_URL")["valueFrom"]["secretKeyRef"]
     assert secret_ref["name"] == "churn-api-secrets"
     # production must not silently fall back to a pod-local SQLite file
     assert secret_ref["optional"] is (env == "staging")
+
+
+def container_environment(docs: list[dict]) -> dict[str, str]:
+    """The environment the api container gets from its ConfigMap and plain `env` values."""
+    api = deploy.api_container(docs)
+    configmap = next(d for d in docs if d["kind"] == "ConfigMap")
+    return {**configmap["data"], **{e["name"]: e["value"] for e in api["env"] if "value" in e}}
+
+
+def test_gunicorn_listens_on_the_container_port_and_drains_within_the_grace_period(
+        rendered, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    _, docs = rendered
+    for key in ("BIND", "PORT", "GRACEFUL_TIMEOUT", "WEB_CONCURRENCY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for key, value in container_environment(docs).items():
+        monkeypatch.setenv(key, value)
+    conf = runpy.run_path(str(REPO_ROOT / "app" / "gunicorn.conf.py"))
+    api = deploy.api_container(docs)
+    http_port = next(p["containerPort"] for p in api["ports"] if p["name"] == "http")
+    host, port = conf["bind"].rsplit(":", 1)
+    assert (host, int(port)) == ("0.0.0.0", http_port)
+    pre_stop = int(api["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert pod_spec(docs)["terminationGracePeriodSeconds"] > pre_stop + conf["graceful_timeout"]
+    assert conf["workers"] == int(container_environment(docs)["WEB_CONCURRENCY"])
+
+
+def test_probes_and_scrape_path_are_routes_the_app_serves(rendered, model_dir: Path, tmp_path: Path):
+    _, docs = rendered
+    from app import create_app
+
+    app = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG_URL": f"sqlite:///{tmp_path / 'p.db'}"})
+    get_routes = {rule.rule for rule in app.url_map.iter_rules() if "GET" in rule.methods}
+    api = deploy.api_container(docs)
+    assert api["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert api["livenessProbe"]["httpGet"]["path"] == "/health"
+    probes = {api[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe", "startupProbe")}
+    template = deploy.find(docs, "Deployment", deploy.DEPLOYMENT)["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert probes | {annotations["prometheus.io/path"]} <= get_routes
+    assert int(annotations["prometheus.io/port"]) == api["ports"][0]["containerPort"]
+    with app.test_client() as client:
+        assert client.get("/ready").status_code == 200
+        assert client.get("/health").status_code == 200
