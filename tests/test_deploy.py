@@ -24,6 +24,11 @@ with open(os.environ["FAKE_KUBECTL_LOG"], "a") as fh:
     fh.write(json.dumps({{"args": args, "stdin": stdin}}) + "\\n")
 if args[0] == "kustomize":
     os.execv({real!r}, ["kubectl", *args])
+if args[0] == "port-forward":
+    if os.environ.get("FAKE_PORT_FORWARD") == "fail":
+        sys.exit("error: unable to forward port because pod is not running. Current status=Pending")
+    port = int(args[-1].split(":")[0])
+    os.execv(sys.executable, [sys.executable, {stub!r}, str(port)])
 if args[:2] == ["rollout", "status"]:
     print("deployment rollout status: " + os.environ.get("FAKE_ROLLOUT", "ok"))
     sys.exit(0 if os.environ.get("FAKE_ROLLOUT", "ok") == "ok" else 1)
@@ -34,7 +39,8 @@ sys.exit(0)
 @pytest.fixture
 def kubectl_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     fake = tmp_path / "kubectl"
-    fake.write_text(FAKE_KUBECTL.format(python=sys.executable, real=shutil.which("kubectl")))
+    stub = Path(__file__).with_name("fake_service.py")
+    fake.write_text(FAKE_KUBECTL.format(python=sys.executable, real=shutil.which("kubectl"), stub=str(stub)))
     fake.chmod(0o755)
     log = tmp_path / "calls.jsonl"
     monkeypatch.setenv("KUBECTL", str(fake))
@@ -112,3 +118,20 @@ def test_preflight_rejects_a_credential_that_is_not_a_kubeconfig(tmp_path: Path,
     monkeypatch.setenv("KUBECONFIG_CONTENT", "not a kubeconfig!")
     assert deploy.main(["preflight", "staging", "--kubeconfig-out", str(tmp_path / "k")]) == 2
     assert "KUBECONFIG secret: neither a kubeconfig YAML nor base64" in capsys.readouterr().err
+
+
+def test_smoke_without_a_url_goes_through_a_port_forward_to_the_service(kubectl_log: Path, capsys):
+    args = ["smoke", "production", "--overlays", str(OVERLAYS), "--model-version", "feedc0ffee00"]
+    assert deploy.main(args) == 0
+    forward = next(c["args"] for c in calls(kubectl_log) if c["args"][0] == "port-forward")
+    assert forward[:6] == ["port-forward", "--address", "127.0.0.1", "-n", "churn-production",
+                           "service/churn-api"]
+    assert forward[6].endswith(":80")
+    out = capsys.readouterr().out
+    assert "ok   the served model is the expected one" in out and "FAIL" not in out
+
+
+def test_a_failing_port_forward_is_reported(kubectl_log: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.setenv("FAKE_PORT_FORWARD", "fail")
+    assert deploy.main(["smoke", "staging", "--overlays", str(OVERLAYS)]) == 2
+    assert "pod is not running" in capsys.readouterr().err

@@ -144,8 +144,8 @@ def preflight(kubeconfig: str, dest: Path, env: str) -> bool:
 
 
 @contextmanager
-def port_forward(ns: str) -> Iterator[str]:
-    """`kubectl port-forward` the Service to a loopback port; yields its base URL."""
+def port_forward(ns: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`kubectl port-forward` the Service to a loopback port; yields its base URL and the process."""
     from pipeline.image import free_port
 
     port = free_port()
@@ -153,7 +153,7 @@ def port_forward(ns: str) -> Iterator[str]:
            f"service/{SERVICE}", f"{port}:{SERVICE_PORT}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -161,10 +161,11 @@ def port_forward(ns: str) -> Iterator[str]:
 
 def smoke(env: str, url: str | None, model_version: str | None, wait_s: float = 60,
           root: Path = OVERLAYS) -> bool:
+    """pipeline.smoke's checks against `url`, or through a port-forward to the environment's Service."""
     from pipeline.smoke import check_service, wait_until_ready
 
-    def run(base: str) -> bool:
-        wait_until_ready(base, wait_s)
+    def run(base: str, alive: Any = None) -> bool:
+        wait_until_ready(base, wait_s, alive=alive)
         checks = check_service(base, model_version)
         for check in checks:
             print(check.line())
@@ -172,8 +173,12 @@ def smoke(env: str, url: str | None, model_version: str | None, wait_s: float = 
 
     if url:
         return run(url.rstrip("/"))
-    with port_forward(namespace(render(env, root))) as base:
-        return run(base)
+    with port_forward(namespace(render(env, root))) as (base, proc):
+        try:
+            return run(base, alive=lambda: proc.poll() is None)
+        except PipelineError as exc:
+            stderr = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
+            raise PipelineError(f"{exc} (kubectl port-forward: {stderr.strip() or 'running'})") from exc
 
 
 @cli_entrypoint
