@@ -31,7 +31,7 @@ CHECKS = {
 @pytest.mark.timeout(900)
 def test_the_image_builds_runs_and_passes_every_check(tmp_path: Path):
     metadata = train_tiny_model(tmp_path / "model")
-    result = image.test_image(REPO_ROOT, tmp_path / "model", tag="localhost/churn-api:pytest")
+    result = image.run_image_test(REPO_ROOT, tmp_path / "model", tag="localhost/churn-api:pytest")
     print(result.report())
     assert result.passed, result.report()
     assert {c.name for c in result.checks} == CHECKS

@@ -20,11 +20,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pipeline.errors import PipelineError, cli_entrypoint
 from pipeline.smoke import Check, check_service, wait_until_ready
@@ -46,15 +45,15 @@ def cache_dir() -> Path:
 # --- engine set-up --------------------------------------------------------------------------------
 
 
-def ensure_system_tools(run: Callable[..., Any] = subprocess.run) -> list[str]:
+def ensure_system_tools() -> list[str]:
     """apt-get install podman, runc and mmdebstrap when missing; returns the packages installed."""
     missing = [pkg for tool, pkg in SYSTEM_TOOLS.items() if shutil.which(tool) is None]
     if missing:
         if shutil.which("apt-get") is None:
             raise PipelineError(f"missing {', '.join(missing)} and no apt-get: install them yourself")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run(["apt-get", "update", "-qq"], check=True, env=env)
-        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300",
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300",
              *missing], check=True, env=env)
     return missing
 
@@ -116,7 +115,7 @@ def default_engine_cli() -> str:
     return chosen
 
 
-def test_engine(conf_dir: Path) -> Engine:
+def podman_engine(conf_dir: Path) -> Engine:
     """podman configured for this host (runc, ulimits) through a containers.conf of our own."""
     conf = write_containers_conf(conf_dir / "containers.conf")
     return Engine("podman", {**os.environ, "CONTAINERS_CONF": str(conf)})
@@ -294,12 +293,12 @@ class ImageTestResult:
         return "\n".join(lines)
 
 
-def test_image(repo: Path, model_dir: Path, tag: str = DEFAULT_TAG, grace: float = 30,
+def run_image_test(repo: Path, model_dir: Path, tag: str = DEFAULT_TAG, grace: float = 30,
                ready_timeout: float = 90) -> ImageTestResult:
     """Build the image with `model_dir` inside and run every check; the container is always removed."""
     ensure_system_tools()
     work = cache_dir()
-    engine = test_engine(work)
+    engine = podman_engine(work)
     started = time.monotonic()
     ensure_base_image(engine, work)
     base_seconds = time.monotonic() - started
@@ -355,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = build_image(engine, args.repo, args.tag, git_revision(args.repo), model_version(args.model))
         print(f"built {args.tag} in {seconds:.0f}s ({image_size(engine, args.tag) / 1e6:.0f} MB)")
         return 0
-    result = test_image(args.repo, args.model, args.tag, args.grace)
+    result = run_image_test(args.repo, args.model, args.tag, args.grace)
     print(result.report())
     return 0 if result.passed else 1
 
