@@ -122,9 +122,17 @@ def podman_engine(conf_dir: Path) -> Engine:
 
 
 def ensure_base_image(engine: Engine, workdir: Path, ref: str = BASE_IMAGE) -> bool:
-    """Make a stand-in for `ref` with mmdebstrap when the engine lacks it; True when one was made."""
+    """Pull `ref` when the engine lacks it; when no registry answers, build a stand-in with mmdebstrap.
+
+    Returns True when a stand-in was made.
+    """
     if engine.image_exists(ref):
         return False
+    try:
+        if engine.run("pull", "--quiet", ref, check=False, timeout=300).returncode == 0:
+            return False
+    except subprocess.TimeoutExpired:
+        pass
     workdir.mkdir(parents=True, exist_ok=True)
     tarball = workdir / "base.tar"
     # Debian's python3 in /usr/bin plus the host's extra CA certificates so HTTPS from a build works here.
