@@ -297,7 +297,7 @@ class ImageTestResult:
     def report(self) -> str:
         lines = [c.line() for c in self.checks]
         lines.append(f"image {self.tag}: {self.size_bytes / 1e6:.0f} MB; build {self.build_seconds:.0f}s"
-                     f" (stand-in base {self.base_seconds:.0f}s); ready after {self.ready_seconds:.1f}s")
+                     f" (base image {self.base_seconds:.0f}s); ready after {self.ready_seconds:.1f}s")
         return "\n".join(lines)
 
 
