@@ -569,7 +569,9 @@ class Report:
     images: dict[str, Path]
 
 
-def build_report(root: Path, base_rev: str, out: Path, image_url: str | None = None) -> Report:
+def build_report(
+    root: Path, base_rev: str, out: Path, image_url: str | None = None, pull_request: int | None = None
+) -> Report:
     """Compare the working tree at `root` with commit `base_rev`; write out/report.md and PNGs beside it."""
     commit = resolve_revision(root, base_rev)
     base_ref = f"{base_rev} ({commit[:8]})" if not commit.startswith(base_rev) else commit[:8]
@@ -625,7 +627,12 @@ def build_report(root: Path, base_rev: str, out: Path, image_url: str | None = N
         atomic_write(out / "comment.md", lambda tmp: tmp.write_text(comment, encoding="utf-8"))
     write_json(
         out / "verdict.json",
-        {"passed": verdict.passed, "base": commit, "failed": [rule.detail for rule in verdict.failed]},
+        {
+            "passed": verdict.passed,
+            "base": commit,
+            "failed": [rule.detail for rule in verdict.failed],
+            "pull_request": pull_request,
+        },
     )
     return Report(verdict=verdict, markdown=markdown, images=images)
 
@@ -647,8 +654,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="also write comment.md with images at this URL prefix (where pr-comment.yaml publishes them)",
     )
+    parser.add_argument("--pr", type=int, default=None, help="pull request number, recorded in verdict.json")
     args = parser.parse_args(argv)
-    report = build_report(args.root.resolve(), args.base, args.out, image_url=args.image_url)
+    report = build_report(
+        args.root.resolve(), args.base, args.out, image_url=args.image_url, pull_request=args.pr
+    )
     print(f"report: {report.markdown} ({len(report.images)} images)")
     if not report.verdict.passed:
         for rule in report.verdict.failed:
