@@ -1,10 +1,10 @@
 """Every GitHub workflow in .github/workflows passes the checkers and the project's security rules.
 
-The rules (README: "CI and pull-request reports"): top-level `permissions` grant nothing that writes;
-every action is pinned to a full commit SHA with a version comment; checkout never persists credentials; every
-job has a timeout and its own permissions;
-timeout; `${{ }}` values never appear inside a `run:` script (they reach it through `env:`); no
-`pull_request_target`; workflows that run on pull requests cancel superseded runs.
+The rules (README: "CI and pull-request reports"): top-level `permissions` grant nothing that writes; every
+action is pinned to a full commit SHA with a version comment; checkout never persists credentials; every job
+has a timeout and its own permissions; `${{ }}` values never appear inside a `run:` script
+(they reach it through `env:`); no `pull_request_target`; workflows that run on pull requests
+cancel superseded runs.
 """
 
 from __future__ import annotations
