@@ -1,0 +1,150 @@
+"""`make data`: put exactly the data recorded in data.dvc into data/, from the best source available.
+
+1. data/ already matches data.dvc: nothing to do (its files are saved to the DVC cache if they are not yet).
+2. The recorded version is in the local DVC cache: `dvc checkout`.
+3. A default DVC remote is configured: `dvc pull`; if it cannot be reached (or lacks the data), go on.
+4. Regenerate the demo data with `pipeline.generate` and params.yaml `data`, verify that its DVC hash equals
+   the md5 in data.dvc, then move it into place and save it to the cache (data.dvc stays byte-identical).
+
+A data/ that differs from data.dvc and is not saved in the cache is never overwritten: that is someone's
+unrecorded change, and the error says how to record (`dvc add data`) or discard (`dvc checkout --force`) it.
+Regenerated data that does not match data.dvc is an error naming both hashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.errors import PipelineError, cli_entrypoint
+from pipeline.generate import generate_dataset
+
+Progress = Callable[[str], None]
+
+
+def dir_md5(path: str | Path) -> str:
+    """The DVC 3 hash of a directory (`<md5>.dir`), computed by DVC's own library, as in data.dvc."""
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_objects.fs.local import LocalFileSystem
+    from dvc_objects.fs.memory import MemoryFileSystem
+
+    scratch = HashFileDB(MemoryFileSystem(), "/scratch")
+    _, _, obj = build(scratch, str(Path(path).resolve()), LocalFileSystem(), "md5", dry_run=True)
+    return obj.hash_info.value
+
+
+def _in_cache(repo, hash_info) -> bool:
+    """Whether a directory version and every file in it are in the local DVC cache."""
+    from dvc_data.hashfile import load
+
+    odb = repo.cache.local
+    if not hash_info or not odb.exists(hash_info.value):
+        return False
+    try:
+        tree = load(odb, hash_info)
+    except Exception:  # a corrupt .dir object in the cache simply does not count as cached
+        return False
+    return all(odb.exists(entry_hash.value) for _, _, entry_hash in tree)
+
+
+def ensure_data(
+    root: str | Path = ".", params_path: str | Path = "params.yaml", progress: Progress = print
+) -> str:
+    """Make data/ match data.dvc. Returns what was done: up-to-date, checkout, pull or regenerate."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    root = Path(root).resolve()
+    dvc_file = root / "data.dvc"
+    if not dvc_file.exists():
+        raise PipelineError(f"{dvc_file}: not found; record your data with `dvc add data` first")
+
+    with Repo(str(root)) as repo:
+        out = repo.stage.load_one(str(dvc_file)).outs[0]
+        expected = out.hash_info
+        if not expected:
+            raise PipelineError(f"{dvc_file}: no md5 recorded for '{out.def_path}': run `dvc add`")
+        data_dir = Path(out.fs_path)
+        rel = out.def_path
+
+        if data_dir.exists():
+            progress(f"data: hashing {rel}/ ...")
+            current = out.get_hash()
+            if current == expected:
+                if not _in_cache(repo, expected):
+                    repo.commit(str(dvc_file), force=True)
+                progress(f"data: {rel}/ matches data.dvc ({expected.value})")
+                return "up-to-date"
+            if not _in_cache(repo, current):
+                raise PipelineError(
+                    f"{rel}/: differs from data.dvc (recorded {expected.value}, found {current.value}) and "
+                    f"the change is not saved: record it with `dvc add {rel}` or discard it with "
+                    f"`dvc checkout --force data.dvc`"
+                )
+            progress(f"data: {rel}/ holds another saved version ({current.value}); replacing it")
+
+        if _in_cache(repo, expected):
+            progress(f"data: restoring {expected.value} from the DVC cache")
+            repo.checkout(targets=[str(dvc_file)], force=True)
+            return "checkout"
+
+        remote = repo.config["core"].get("remote")
+        if remote:
+            progress(f"data: pulling from DVC remote '{remote}' ...")
+            try:
+                repo.pull(targets=[str(dvc_file)], force=True)
+                if out.get_hash() == expected:
+                    progress(f"data: pulled {expected.value} from '{remote}'")
+                    return "pull"
+                progress(f"data: remote '{remote}' did not provide {expected.value}; regenerating instead")
+            except DvcException as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                progress(f"data: remote '{remote}' not usable ({reason}); regenerating instead")
+        else:
+            progress("data: no DVC remote configured; regenerating the demo data")
+
+        _regenerate(root / params_path, data_dir, expected.value, progress)
+        repo.commit(str(dvc_file), force=True)
+        progress(f"data: regenerated {rel}/ and verified it against data.dvc ({expected.value})")
+        return "regenerate"
+
+
+def _regenerate(params_path: Path, data_dir: Path, expected_md5: str, progress: Progress) -> None:
+    """Generate into a scratch directory beside data/, verify its hash, then swap it in."""
+    params = load_params(params_path).data
+    scratch = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}-regenerate-", dir=data_dir.parent))
+    scratch.chmod(0o755)  # mkdtemp makes it owner-only; data/ should read like any checkout
+    try:
+        generate_dataset(params, scratch, progress)
+        got = dir_md5(scratch)
+        if got != expected_md5:
+            raise PipelineError(
+                f"regenerated {data_dir.name}/ does not match data.dvc: expected md5 {expected_md5}, "
+                f"got {got} (params.yaml `data` or the generator changed since data.dvc was recorded; "
+                f"if intended, run `python -m pipeline.generate && dvc add {data_dir.name}`)"
+            )
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        scratch.rename(data_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@cli_entrypoint
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.data", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=".", help="repository root holding data.dvc (default: .)")
+    parser.add_argument("--params", default="params.yaml", help="relative to --root")
+    args = parser.parse_args(argv)
+    ensure_data(args.root, args.params, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
