@@ -95,6 +95,32 @@ def make_objective(params: Params, train: pd.DataFrame, valid: pd.DataFrame):
     return objective
 
 
+class TrialLogger:
+    """Log every finished trial with DVCLive (one step per trial): its value, state and hyperparameters.
+
+    One Live run for the whole search (dvclive.optuna's callback starts a new run per trial, keeping only the
+    last), and no dvc.yaml edits: the stage declares its own outputs.
+    """
+
+    def __init__(self, directory: Path, metric_name: str) -> None:
+        from dvclive import Live
+
+        self.metric_name = metric_name
+        self.live = Live(dir=str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.value is not None:
+            self.live.log_metric(self.metric_name, trial.value)
+        self.live.log_metric("pruned", int(trial.state == optuna.trial.TrialState.PRUNED))
+        for name, value in trial.params.items():
+            if isinstance(value, int | float):
+                self.live.log_metric(f"params/{name}", value)
+        self.live.next_step()
+
+    def close(self) -> None:
+        self.live.end()
+
+
 def plot_history(study: optuna.Study, metric: str, path: Path) -> None:
     import matplotlib
 
@@ -130,16 +156,16 @@ def run_tune(params: Params, prepared: Path, out_dir: Path, metrics_path: Path, 
     finished = [t for t in study.trials if t.state.is_finished()]
     remaining = max(0, params.tune.n_trials - len(finished))
     print(f"tune: study {study.study_name}: {len(finished)} trial(s) already done, running {remaining}")
-    callbacks = []
-    if log_trials and remaining:
-        from dvclive.optuna import DVCLiveCallback
-
-        callbacks.append(DVCLiveCallback(metric_name=f"valid_{params.tune.metric}",
-                                         dir=str(out_dir / "dvclive"), save_dvc_exp=False))
     started = time.monotonic()
     if remaining:
-        study.optimize(make_objective(params, train, valid), n_trials=remaining,
-                       timeout=params.tune.timeout_s, callbacks=callbacks, gc_after_trial=False)
+        logger = TrialLogger(out_dir / "dvclive", f"valid_{params.tune.metric}") if log_trials else None
+        try:
+            study.optimize(make_objective(params, train, valid), n_trials=remaining,
+                           timeout=params.tune.timeout_s, callbacks=[logger] if logger else [],
+                           gc_after_trial=False)
+        finally:
+            if logger:
+                logger.close()
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     sign = 1 if HIGHER_IS_BETTER[params.tune.metric] else -1
