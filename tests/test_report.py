@@ -270,6 +270,7 @@ def test_base_without_metrics_is_said_plainly_and_only_floors_judge(tmp_path: Pa
     assert "has no committed `metrics/evaluate.json`: the base column is empty" in markdown
     assert "regressions against it are not checked" in markdown
     assert table_row(markdown, "roc_auc") == ["roc_auc", "—", "0.8", "—", ""]
+    assert "**roc_auc** **0.8**; base `HEAD" in markdown
 
 
 def test_comment_variant_points_images_at_the_given_url(tmp_path: Path) -> None:

@@ -486,11 +486,16 @@ def render_markdown(
         lines.append("## ❌ Quality gate failed")
         lines += ["", f"**Failed:** {reasons}"]
     head = next((row for row in rows if row.metric == headline), None)
-    if head is not None:
+    if head is not None and head.base is not None:
         lines += [
             "",
             f"**{headline}** {_fmt(head.base)} → **{_fmt(head.pr)}** ({_signed(head.delta)}) "
             f"against base `{base_ref}`.",
+        ]
+    elif head is not None:
+        lines += [
+            "",
+            f"**{headline}** **{_fmt(head.pr)}**; base `{base_ref}` has no metrics to compare with.",
         ]
     lines += ["", "| rule | metric | result | detail |", "|---|---|---|---|"]
     lines += [
