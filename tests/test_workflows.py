@@ -10,6 +10,7 @@ cancel superseded runs.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -156,3 +157,110 @@ def test_no_pull_request_target_and_pull_request_runs_are_cancelled_when_superse
     if "pull_request" in on:
         concurrency = workflow.get("concurrency") or {}
         assert concurrency.get("cancel-in-progress"), f"{path.name}: no concurrency with cancel-in-progress"
+
+
+# ------------------------------------------------------- pr-comment.yaml: its scripts, run here for real
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def step_script(name: str) -> str:
+    workflow = load(WORKFLOW_DIR / "pr-comment.yaml")
+    for _, _, step in steps(workflow):
+        if step.get("name") == name:
+            return step["run"]
+    raise AssertionError(f"pr-comment.yaml has no step named {name!r}")
+
+
+def run_step(name: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    # The way GitHub runs a `run:` step: bash --noprofile --norc -eo pipefail
+    base = {"PATH": os.environ["PATH"], "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step_script(name)],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def report_dir(tmp_path: Path, pull_request: object = 7) -> Path:
+    out = tmp_path / "pr-report"
+    out.mkdir()
+    (out / "verdict.json").write_text(json.dumps({"passed": True, "pull_request": pull_request}))
+    (out / "comment.md").write_text("## ✅ Quality gate passed\n")
+    (out / "roc.png").write_bytes(PNG)
+    return out
+
+
+def fake_gh(tmp_path: Path, head_sha: str) -> str:
+    """A `gh` on PATH that answers `gh api repos/.../pulls/N --jq .head.sha` with head_sha."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text(f"#!/bin/sh\necho {head_sha}\n")
+    gh.chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize(
+    ("pull_request", "head_sha", "png", "expected_code", "expected_output"),
+    [
+        (7, "abc123", PNG, 0, "number=7\n"),
+        (7, "moved-on", PNG, 0, ""),  # the PR has a newer head: no comment from this stale run
+        ("7; echo pwned", "abc123", PNG, 1, ""),  # the artifact is untrusted data
+        (None, "abc123", PNG, 1, ""),
+        (7, "abc123", b"<svg/>", 1, ""),  # only PNG images are published
+    ],
+)
+def test_pr_comment_check_step_trusts_the_artifact_only_as_validated_data(
+    tmp_path: Path, pull_request, head_sha: str, png: bytes, expected_code: int, expected_output: str
+) -> None:
+    out = report_dir(tmp_path, pull_request)
+    (out / "roc.png").write_bytes(png)
+    github_output = tmp_path / "github_output"
+    github_output.write_text("")
+    env = {
+        "PATH": fake_gh(tmp_path, head_sha),
+        "REPORT_DIR": str(out),
+        "REPOSITORY": "owner/repo",
+        "HEAD_SHA": "abc123",
+        "GH_TOKEN": "token",
+        "GITHUB_OUTPUT": str(github_output),
+    }
+    result = run_step("Check the report and its pull request", env, tmp_path)
+    assert result.returncode == expected_code, result.stdout + result.stderr
+    assert github_output.read_text() == expected_output
+    assert "pwned" not in result.stdout
+
+
+def test_pr_comment_publish_step_adds_each_runs_images_to_the_report_assets_branch(tmp_path: Path) -> None:
+    remote = tmp_path / "server" / "owner" / "repo.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    out = report_dir(tmp_path)
+    for pr_number, head_sha in (("7", "abc123"), ("8", "def456")):
+        runner_temp = tmp_path / f"runner-{pr_number}"
+        runner_temp.mkdir()
+        env = {
+            "GITHUB_SERVER_URL": f"file://{tmp_path / 'server'}",
+            "REPOSITORY": "owner/repo",
+            "RUNNER_TEMP": str(runner_temp),
+            "REPORT_DIR": str(out),
+            "GH_TOKEN": "token",
+            "PR_NUMBER": pr_number,
+            "HEAD_SHA": head_sha,
+        }
+        result = run_step("Publish the images to the report-assets branch", env, tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    files = subprocess.run(
+        ["git", "--git-dir", str(remote), "ls-tree", "-r", "--name-only", "report-assets"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert files == ["pr-7/abc123/roc.png", "pr-8/def456/roc.png"]
+    url = re.search(r'REPORT_IMAGE_URL="([^"]+)"', (WORKFLOW_DIR / "ci.yaml").read_text()).group(1)
+    # ci.yaml links the images exactly where this step puts them
+    assert url == "$GITHUB_SERVER_URL/$REPOSITORY/raw/report-assets/pr-$PR_NUMBER/$HEAD_SHA"
