@@ -49,8 +49,6 @@ METRIC_ORDER = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "l
 CONTEXT_KEYS = ("n_test", "positive_rate", "threshold")
 DATA_KEYS = ("snapshot_sha256", "rows", "window_start", "window_end", "cutoff", "positive_rate")
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
 
 class ReportParams(BaseModel):
     """params.yaml `report:`."""
