@@ -450,10 +450,11 @@ def plot_feature_importance(base: Outputs, pr: Outputs, out: Path, top: int = 15
 # ------------------------------------------------------------------------------------------------ markdown
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, limit: int = 60) -> str:
+    """A table cell: one line, pipes escaped, long values (a SQL query) shortened."""
     text = _fmt(value) if not isinstance(value, str) else value
     text = text.replace("\n", " ").replace("|", "\\|")
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _signed(delta: float | None) -> str:
@@ -497,7 +498,8 @@ def render_markdown(
         ]
     lines += ["", "| rule | metric | result | detail |", "|---|---|---|---|"]
     lines += [
-        f"| {rule.name} | {rule.metric} | {'pass' if rule.passed else '**FAIL**'} | {_cell(rule.detail)} |"
+        f"| {rule.name} | {rule.metric} | {'pass' if rule.passed else '**FAIL**'} "
+        f"| {_cell(rule.detail, limit=200)} |"
         for rule in verdict.rules
     ]
     if verdict.notes:
