@@ -312,3 +312,29 @@ def test_the_repository_params_carry_the_report_tolerances() -> None:
     policy = report.ReportParams.model_validate(params["report"])
     assert set(policy.max_regression) >= {"roc_auc", "pr_auc", "f1"}
     assert all(0 < tolerance < 0.1 for tolerance in policy.max_regression.values())
+
+
+def test_a_pr_cannot_lower_the_floor_that_judges_it(tmp_path: Path) -> None:
+    pr_params = base_params()
+    pr_params["evaluate"]["gate"]["recall"] = 0.2  # evaluate, run with the PR's params, passes recall 0.3
+    repo = make_repo(tmp_path, {**BASE_METRICS, "recall": 0.3}, pr_params)
+
+    result = run_cli(repo, tmp_path / "report")
+
+    assert result.returncode == report.EXIT_GATE_FAILED
+    assert "recall 0.3 < the base's floor 0.4 (this PR lowers it to 0.2" in result.stderr
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "| floor | recall | pass | recall 0.3 >= floor 0.2 |" in markdown
+    assert "| `evaluate.gate.recall` | 0.4 | 0.2 |" in markdown
+
+
+def test_a_floor_removed_by_the_pr_still_applies() -> None:
+    gate = gate_json({"roc_auc": 0.8}, {"roc_auc": 0.7})  # the PR's gate dropped the recall floor
+    rules = report.floor_rules(
+        gate, base_floors={"roc_auc": 0.7, "recall": 0.4}, pr_metrics={"roc_auc": 0.8, "recall": 0.3}
+    )
+    assert [(rule.metric, rule.passed) for rule in rules] == [("roc_auc", True), ("recall", False)]
+    assert (
+        rules[1].detail
+        == "recall 0.3 < the base's floor 0.4 (this PR removes it; merge a gate change on its own)"
+    )

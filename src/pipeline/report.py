@@ -5,7 +5,8 @@
 docs/contracts.md) and writes report/report.md with PNG images beside it, referenced relatively.
 
 The gate has two kinds of rules and fails the command (exit status 1) when any rule fails:
-- the absolute floors of params.yaml `evaluate.gate`, as recorded by `evaluate` in metrics/gate.json;
+- the absolute floors of params.yaml `evaluate.gate`, as recorded by `evaluate` in metrics/gate.json (where a
+  PR lowers a floor, the base's floor applies too);
 - no metric of `report.max_regression` may get worse than the base by more than its tolerance. The tolerances
   come from the base revision's params.yaml when it has them, so a pull request cannot loosen the rule that
   judges it (a change to them shows in the params diff and applies from the next pull request on).
@@ -184,7 +185,12 @@ def _number(value: Any) -> int | float | None:
     return value
 
 
-def floor_rules(gate: Mapping[str, Any] | None) -> list[Rule]:
+def floor_rules(
+    gate: Mapping[str, Any] | None,
+    base_floors: Mapping[str, Any] | None = None,
+    pr_metrics: Mapping[str, Any] | None = None,
+) -> list[Rule]:
+    """The floors as `evaluate` recorded them; where the PR lowered a floor, the base's floor also applies."""
     if gate is None:
         raise PipelineError(f"{GATE}: not found in the working tree: run the pipeline first (`make run`)")
     rules = []
@@ -197,6 +203,24 @@ def floor_rules(gate: Mapping[str, Any] | None) -> list[Rule]:
         rules.append(
             Rule("floor", metric, bool(passed), f"{metric} {_fmt(value)} {relation} floor {_fmt(floor)}")
         )
+        base_floor = _number((base_floors or {}).get(metric))
+        if base_floor is not None and _number(floor) is not None and base_floor > _number(floor):
+            ok = _number(value) is not None and value >= base_floor
+            detail = (
+                f"{metric} {_fmt(value)} {'>=' if ok else '<'} the base's floor {_fmt(base_floor)} "
+                f"(this PR lowers it to {_fmt(floor)}; merge a gate change on its own)"
+            )
+            rules.append(Rule("floor", metric, ok, detail))
+    recorded = {rule.metric for rule in rules}
+    for metric, base_floor in (base_floors or {}).items():
+        if metric not in recorded and _number(base_floor) is not None:
+            value = _number((pr_metrics or {}).get(metric))
+            ok = value is not None and value >= base_floor
+            detail = (
+                f"{metric} {_fmt(value)} {'>=' if ok else '<'} the base's floor {_fmt(base_floor)} "
+                "(this PR removes it; merge a gate change on its own)"
+            )
+            rules.append(Rule("floor", metric, ok, detail))
     if not rules and gate.get("passed") is False:
         rules.append(Rule("floor", "-", False, f"{GATE} says the gate failed: {gate.get('failed')}"))
     return rules
@@ -241,7 +265,8 @@ def judge(
             "this pull request changes `report:` tolerances: "
             "the base revision's apply to it, the new ones to later pull requests"
         )
-    rules = floor_rules(pr.gate)
+    base_floors = ((base.params or {}).get("evaluate") or {}).get("gate")
+    rules = floor_rules(pr.gate, base_floors if isinstance(base_floors, dict) else None, pr.evaluate)
     more_rules, more_notes = regression_rules(base.evaluate, pr.evaluate, policy)
     rules += more_rules
     notes += more_notes
