@@ -235,6 +235,30 @@ def test_pr_comment_check_step_trusts_the_artifact_only_as_validated_data(
     assert "pwned" not in result.stdout
 
 
+def test_pr_comment_steps_accept_a_report_without_images(tmp_path: Path) -> None:
+    out = report_dir(tmp_path)
+    (out / "roc.png").unlink()
+    github_output = tmp_path / "github_output"
+    github_output.write_text("")
+    env = {
+        "PATH": fake_gh(tmp_path, "abc123"),
+        "REPORT_DIR": str(out),
+        "REPOSITORY": "owner/repo",
+        "HEAD_SHA": "abc123",
+        "GH_TOKEN": "token",
+        "GITHUB_OUTPUT": str(github_output),
+        "RUNNER_TEMP": str(tmp_path),
+        "PR_NUMBER": "7",
+        "GITHUB_SERVER_URL": "file:///nonexistent",
+    }
+    checked = run_step("Check the report and its pull request", env, tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert github_output.read_text() == "number=7\n"
+    published = run_step("Publish the images to the report-assets branch", env, tmp_path)
+    assert published.returncode == 0, published.stderr
+    assert "no images to publish" in published.stdout
+
+
 def test_pr_comment_publish_step_adds_each_runs_images_to_the_report_assets_branch(tmp_path: Path) -> None:
     remote = tmp_path / "server" / "owner" / "repo.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
