@@ -138,7 +138,9 @@ class DuckDBWarehouse:
 
     def batches(self, query: str, binds: dict, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         try:
-            reader = self._con.sql(_BIND.sub(r"$\1", query), params=binds).to_arrow_reader(chunk_rows)
+            used = {name: binds[name] for name in _BIND.findall(query)}  # DuckDB refuses unused values
+            sql = _BIND.sub(r"$\1", query)
+            reader = self._con.sql(sql, params=used or None).to_arrow_reader(chunk_rows)
             yield from reader
         except self._duckdb.Error as exc:
             raise PipelineError(f"params.yaml: extract.query: {_first_line(exc)}") from exc
@@ -244,8 +246,8 @@ def extract_snapshot(
                 chunk = _conform(batch, types)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, chunk.schema, compression="zstd")
-                elif chunk.schema != writer.schema.to_arrow_schema():
-                    chunk = chunk.cast(writer.schema.to_arrow_schema())
+                elif chunk.schema != writer.schema:
+                    chunk = chunk.cast(writer.schema)  # e.g. a column that was all-null in the first chunk
                 _count(chunk, schema.label, stats)
                 pending.append(chunk)
                 pending_rows += chunk.num_rows
