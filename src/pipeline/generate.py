@@ -248,10 +248,22 @@ def generate_month(
 
 
 def _poisson_from_uniform(u: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """Poisson quantiles of shared uniforms (so a changed rate moves counts monotonically, draw by draw)."""
-    from scipy.stats import poisson
+    """Poisson quantiles of shared uniforms (so a changed rate moves counts monotonically, draw by draw).
 
-    return poisson.ppf(u, rate).astype(np.int64)
+    The smallest k with CDF(k) >= u, by summing the probability mass; rates here are small, so few terms.
+    """
+    rate = np.broadcast_to(np.asarray(rate, dtype=float), u.shape)
+    pmf = np.exp(-rate)
+    cdf = pmf.copy()
+    k = np.zeros(u.shape, dtype=np.int64)
+    for term in range(1, 200):
+        below = u > cdf
+        if not below.any():
+            break
+        k += below
+        pmf = pmf * rate / term
+        cdf = cdf + pmf
+    return k
 
 
 def _with_schema_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
