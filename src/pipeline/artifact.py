@@ -24,6 +24,9 @@ METADATA_FILE = "metadata.json"
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # Type-name prefixes a model may contain. Anything else in a model file is refused at load time.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "builtins.", "collections.")
+# skops checks the function a partial wraps against the same allow-list (scikit-learn stores partials of its
+# own validation helpers).
+TRUSTED_NAMES = frozenset({"functools.partial"})
 
 
 class ArtifactError(PipelineError):
@@ -103,7 +106,7 @@ def load_model(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as exc:  # a corrupt zip or skops schema raises many types; report them as one
         raise ArtifactError(f"{path}: not a readable skops file ({exc})") from exc
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_NAMES]
     if refused:
         raise ArtifactError(f"{path}: refusing to load untrusted types {refused}")
     return sio.loads(data, trusted=untrusted), metadata

@@ -92,6 +92,7 @@ class ModelParams(_Section):
     type: Literal["hist_gradient_boosting", "logistic_regression"]
     seed: int
     class_weight: Literal["balanced", "none"] = "balanced"
+    threads: int = Field(ge=1)
     defaults: dict[str, float | int]
 
 
@@ -138,6 +139,8 @@ class TrainParams(_Section):
 class EvaluateParams(_Section):
     threshold: float = Field(gt=0, lt=1)
     calibration_bins: int = Field(ge=2)
+    importance_repeats: int = Field(ge=1)
+    seed: int
     gate: dict[str, float]
 
 
