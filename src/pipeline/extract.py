@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -124,7 +126,11 @@ class DuckDBWarehouse:
             files = str(base_dir / files)
         reader = "read_csv_auto" if files.lower().endswith((".csv", ".csv.gz")) else "read_parquet"
         self.name = f"duckdb over {warehouse.files}"
-        self._con = duckdb.connect()
+        # Spill to a private temporary directory (DuckDB's default is ./.tmp in the working directory).
+        self._spill_dir = tempfile.mkdtemp(prefix="extract-duckdb-")
+        self._con = duckdb.connect(
+            config={"memory_limit": warehouse.duckdb_memory_limit, "temp_directory": self._spill_dir}
+        )
         try:
             self._con.execute(f'CREATE VIEW "{warehouse.table}" AS SELECT * FROM {reader}({_sql_str(files)})')
         except duckdb.Error as exc:
@@ -147,6 +153,7 @@ class DuckDBWarehouse:
 
     def close(self) -> None:
         self._con.close()
+        shutil.rmtree(self._spill_dir, ignore_errors=True)
 
 
 class SQLAlchemyWarehouse:
