@@ -21,6 +21,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -298,6 +299,19 @@ def _count(chunk: pa.Table, label: str, stats: dict) -> None:
         stats["positives"] += pc.sum(column).as_py() or 0
 
 
+def _every(seconds: float) -> Progress:
+    """A progress printer (stderr) that prints at most once per `seconds`: rows so far, not a flood."""
+    last = [float("-inf")]
+
+    def show(message: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            print(message, file=sys.stderr, flush=True)
+
+    return show
+
+
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -330,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             params.schema,
             params.warehouse.table,
             args.out,
-            progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+            progress=_every(2.0),
         )
     finally:
         warehouse.close()
