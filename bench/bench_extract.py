@@ -8,6 +8,7 @@ fetches the whole result into one pandas DataFrame before writing it (up to 10^6
     python bench/bench_extract.py                        # 10^5 and 10^6 rows
     BENCH_EXTRACT_10M=1 python bench/bench_extract.py    # also 10^7 rows (generating them takes minutes)
     python bench/bench_extract.py --rows 100000 --chunk-rows 10000 50000 --memory-limit 512MB 4GB
+    python bench/bench_extract.py --rows 1000000 --postgres   # also via WAREHOUSE_URL (throw-away server)
 
 Prints a Markdown table (the one in docs/benchmarks.md).
 """
@@ -53,10 +54,10 @@ def generate(rows: int, directory: Path) -> None:
             write_month(generate_month(month, per_month, 1), path)
 
 
-def run_measured(cmd: list[str]) -> tuple[float, float, float]:
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS in MiB) of one child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO_ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO_ROOT, env=env)
     stderr = proc.stderr.read().decode()  # progress lines; small
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -115,6 +116,62 @@ def bench_size(rows: int, args: argparse.Namespace, workdir: Path) -> list[dict]
     return results
 
 
+def bench_postgres(rows: int, args: argparse.Namespace, workdir: Path, server_dir: Path) -> list[dict]:
+    """The same extraction through WAREHOUSE_URL, from a throw-away PostgreSQL server loaded with the data."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.postgres import postgres_server
+
+    data = (args.data_dir or workdir) / f"data-{rows}"
+    params_file, out, info = workdir / "params.yaml", workdir / "snapshot.parquet", workdir / "data.json"
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["extract"]["window_days"] = 800
+    results = []
+    with postgres_server(server_dir) as url:
+        t0 = time.perf_counter()
+        load_postgres(url, sorted((data / "events").glob("*.parquet")))
+        took = time.perf_counter() - t0
+        print(f"postgres: loaded {rows:,} rows in {took:.1f} s", file=sys.stderr, flush=True)
+        for chunk in args.chunk_rows:
+            params["extract"]["chunk_rows"] = chunk
+            params_file.write_text(yaml.safe_dump(params))
+            cmd = [
+                sys.executable,
+                "-m",
+                "pipeline.extract",
+                "--params",
+                str(params_file),
+                "--out",
+                str(out),
+                "--info",
+                str(info),
+            ]
+            measured = run_measured(cmd, env={**os.environ, "WAREHOUSE_URL": url})
+            results.append(_record(rows, f"chunked: {chunk:,} rows/chunk, PostgreSQL", measured, out))
+    return results
+
+
+def load_postgres(url: str, files: list[Path]) -> None:
+    import io
+
+    import psycopg
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from pipeline.generate import ARROW_SCHEMA
+
+    sql_types = {"string": "text", "timestamp[us]": "timestamp", "int64": "bigint"}
+    sql_types["double"] = "double precision"
+    columns = ", ".join(f"{f.name} {sql_types[str(f.type)]}" for f in ARROW_SCHEMA)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS events; CREATE TABLE events ({columns})")
+        for path in files:
+            buffer = io.BytesIO()
+            pacsv.write_csv(pq.read_table(path), buffer, pacsv.WriteOptions(include_header=False))
+            with cur.copy("COPY events FROM STDIN (FORMAT csv)") as copy:
+                copy.write(buffer.getvalue())
+        cur.execute("ANALYZE events")
+
+
 def _row(r: dict) -> str:
     cells = [
         f"{r['rows']:,}",
@@ -135,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit", nargs="+", default=["512MB"], help="warehouse.duckdb_memory_limit")
     parser.add_argument("--data-dir", type=Path, help="keep generated data here and reuse it on later runs")
     parser.add_argument("--no-naive", action="store_true", help="skip the all-at-once comparison")
+    parser.add_argument("--postgres", action="store_true", help="also extract through a PostgreSQL server")
     args = parser.parse_args(argv)
     sizes = args.rows or [10**5, 10**6] + ([10**7] if os.environ.get("BENCH_EXTRACT_10M") == "1" else [])
 
@@ -142,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         for rows in sizes:
             results.extend(bench_size(rows, args, Path(tmp)))
+            if args.postgres:
+                results.extend(bench_postgres(rows, args, Path(tmp), Path(tmp) / f"pg-{rows}"))
 
     ram_gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     print(
