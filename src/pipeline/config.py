@@ -162,7 +162,7 @@ class Params(BaseModel):
     evaluate: EvaluateParams
 
     @property
-    def schema(self) -> SchemaParams:  # noqa: D401 - `schema` shadows a pydantic name, hence the alias
+    def schema(self) -> SchemaParams:
         return self.schema_
 
     def section(self, name: str) -> dict[str, Any]:
