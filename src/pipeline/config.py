@@ -35,6 +35,8 @@ class DataParams(_Section):
 class WarehouseParams(_Section):
     table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     files: str
+    # DuckDB only: above this its sorts and joins spill to a temporary directory instead of growing in memory.
+    duckdb_memory_limit: str = Field(default="512MB", pattern=r"^\d+(\.\d+)?\s*([KMGT]i?B)$")
 
 
 class ExtractParams(_Section):
