@@ -23,8 +23,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
-        bodies = {"/health": {"status": "ok"}, "/ready": {"ready": True},
-                  "/metadata": {"model_version": VERSION, "example": EXAMPLE}}
+        bodies = {
+            "/health": {"status": "ok"},
+            "/ready": {"ready": True},
+            "/metadata": {"model_version": VERSION, "example": EXAMPLE},
+        }
         self._send(200, bodies[self.path]) if self.path in bodies else self._send(404, {"error": "not found"})
 
     def do_POST(self):
@@ -32,8 +35,14 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(record.get("tenure_months"), int):
             self._send(422, {"error": {"field": "tenure_months", "message": "must be a number"}})
             return
-        self._send(200, {"predictions": [{"prediction": 0, "probability": 0.25, "prediction_id": "p-1",
-                                          "model_version": VERSION}]})
+        self._send(
+            200,
+            {
+                "predictions": [
+                    {"prediction": 0, "probability": 0.25, "prediction_id": "p-1", "model_version": VERSION}
+                ]
+            },
+        )
 
     def log_message(self, *args):
         pass

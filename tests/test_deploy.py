@@ -124,8 +124,14 @@ def test_smoke_without_a_url_goes_through_a_port_forward_to_the_service(kubectl_
     args = ["smoke", "production", "--overlays", str(OVERLAYS), "--model-version", "feedc0ffee00"]
     assert deploy.main(args) == 0
     forward = next(c["args"] for c in calls(kubectl_log) if c["args"][0] == "port-forward")
-    assert forward[:6] == ["port-forward", "--address", "127.0.0.1", "-n", "churn-production",
-                           "service/churn-api"]
+    assert forward[:6] == [
+        "port-forward",
+        "--address",
+        "127.0.0.1",
+        "-n",
+        "churn-production",
+        "service/churn-api",
+    ]
     assert forward[6].endswith(":80")
     out = capsys.readouterr().out
     assert "ok   the served model is the expected one" in out and "FAIL" not in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,6 @@ import pytest
 
 from pipeline import image
 from tests.conftest import REPO_ROOT
-from tests.tiny_model import train_tiny_model
 
 CHECKS = {
     "image labels record the revision and model version",
@@ -29,9 +29,9 @@ CHECKS = {
 @pytest.mark.container
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_the_image_builds_runs_and_passes_every_check(tmp_path: Path):
-    metadata = train_tiny_model(tmp_path / "model")
-    result = image.run_image_test(REPO_ROOT, tmp_path / "model", tag="localhost/churn-api:pytest")
+def test_the_image_builds_runs_and_passes_every_check(model_dir: Path):
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    result = image.run_image_test(REPO_ROOT, model_dir, tag="localhost/churn-api:pytest")
     print(result.report())
     assert result.passed, result.report()
     assert {c.name for c in result.checks} == CHECKS
@@ -41,8 +41,11 @@ def test_the_image_builds_runs_and_passes_every_check(tmp_path: Path):
 
 def test_hadolint_passes_at_warning_level():
     hadolint = Path(sys.executable).parent / "hadolint"
-    proc = subprocess.run([str(hadolint), "--failure-threshold", "warning", str(REPO_ROOT / "Dockerfile")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(hadolint), "--failure-threshold", "warning", str(REPO_ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -52,19 +55,37 @@ def test_the_build_context_holds_only_what_the_image_needs(tmp_path: Path):
     (model / "metadata.json").write_text("{}")
     context = image.stage_context(REPO_ROOT, model, tmp_path / "context")
     files = {str(p.relative_to(context)) for p in context.rglob("*") if p.is_file()}
-    assert {"Dockerfile", ".dockerignore", "requirements/serve.txt", "model/metadata.json",
-            "src/pipeline/artifact.py", "app/wsgi.py", "app/gunicorn.conf.py"} <= files
+    assert {
+        "Dockerfile",
+        ".dockerignore",
+        "requirements/serve.txt",
+        "model/metadata.json",
+        "src/pipeline/artifact.py",
+        "app/wsgi.py",
+        "app/gunicorn.conf.py",
+    } <= files
     assert not any(f.startswith(("data/", ".venv/", "tests/", ".git/")) or "__pycache__" in f for f in files)
 
 
 def test_dockerignore_keeps_data_caches_and_the_venv_out():
-    lines = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     # an allow-list: everything is excluded first, then only the image's inputs are let back in
     assert lines[0] == "*"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"Dockerfile", "requirements/serve.txt", "app", "model", "src/pipeline/__init__.py",
-                       "src/pipeline/errors.py", "src/pipeline/io.py", "src/pipeline/artifact.py"}
+    assert allowed == {
+        "Dockerfile",
+        "requirements/serve.txt",
+        "app",
+        "model",
+        "src/pipeline/__init__.py",
+        "src/pipeline/errors.py",
+        "src/pipeline/io.py",
+        "src/pipeline/artifact.py",
+    }
 
 
 def test_containers_conf_uses_runc_and_the_hosts_limits():

@@ -28,8 +28,9 @@ def pod_spec(docs: list[dict]) -> dict:
 
 def validate_strictly(manifest: Path) -> subprocess.CompletedProcess[str]:
     validate = Path(sys.executable).parent / "kubernetes-validate"
-    return subprocess.run([str(validate), "--strict", "--quiet", str(manifest)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [str(validate), "--strict", "--quiet", str(manifest)], capture_output=True, text=True
+    )
 
 
 def env_value(container: dict, name: str) -> str:
@@ -63,8 +64,10 @@ def test_every_resource_lands_in_the_environments_namespace(rendered):
 def test_rollout_never_drops_capacity_and_pods_drain_gracefully(rendered):
     _, docs = rendered
     deployment = deploy.find(docs, "Deployment", deploy.DEPLOYMENT)
-    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
-                                              "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
     assert "replicas" not in deployment["spec"], "the HorizontalPodAutoscaler owns the replica count"
     spec = pod_spec(docs)
     api = deploy.api_container(docs)
@@ -80,8 +83,11 @@ def test_pods_run_locked_down(rendered):
     api = deploy.api_container(docs)
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] != 0
-    assert api["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                      "capabilities": {"drop": ["ALL"]}}
+    assert api["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     tmp = next(m for m in api["volumeMounts"] if m["mountPath"] == "/tmp")
     assert "emptyDir" in next(v for v in spec["volumes"] if v["name"] == tmp["name"])
     for kind in ("requests", "limits"):
@@ -137,7 +143,8 @@ def container_environment(docs: list[dict]) -> dict[str, str]:
 
 
 def test_gunicorn_listens_on_the_container_port_and_drains_within_the_grace_period(
-        rendered, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    rendered, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
     _, docs = rendered
     for key in ("BIND", "PORT", "GRACEFUL_TIMEOUT", "WEB_CONCURRENCY"):
         monkeypatch.delenv(key, raising=False)

@@ -4,47 +4,31 @@ stub that answers 200 with nonsense (a smoke test must catch that)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from pipeline import smoke
 from pipeline.image import free_port
 from tests.conftest import REPO_ROOT
-from tests.tiny_model import train_tiny_model
+from tests.gunicorn_server import gunicorn
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(base URL, model version) of the app served by gunicorn with its production config."""
+def service(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(base URL, model version) of the app served by gunicorn with its production config on 127.0.0.1."""
     work = tmp_path_factory.mktemp("smoke")
-    metadata = train_tiny_model(work / "model")
-    port = free_port()
-    env = {**os.environ, "MODEL_DIR": str(work / "model"), "PORT": str(port),
-           "PREDICTION_LOG_URL": f"sqlite:///{work / 'predictions.db'}"}
-    log = open(work / "gunicorn.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "app/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "app.wsgi:app"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        smoke.wait_until_ready(url, 90, alive=lambda: proc.poll() is None)
-        yield url, metadata["model_version"]
-    except smoke.PipelineError:
-        pytest.fail(f"gunicorn did not become ready:\n{(work / 'gunicorn.log').read_text()[-3000:]}")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=40)
-        log.close()
+    version = json.loads((model_dir / "metadata.json").read_text())["model_version"]
+    with gunicorn(
+        model_dir, f"sqlite:///{work / 'predictions.db'}", work / "gunicorn.log", WEB_CONCURRENCY="1"
+    ) as (_, port):
+        yield f"http://127.0.0.1:{port}", version
 
 
 def test_smoke_passes_against_the_real_service(service, capsys):
@@ -67,8 +51,13 @@ def test_smoke_fails_when_another_model_is_served(service, capsys):
 
 def test_make_smoke_runs_the_same_check(service):
     url, version = service
-    proc = subprocess.run(["make", "--no-print-directory", "smoke", f"URL={url}", f"MODEL_VERSION={version}"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "smoke", f"URL={url}", f"MODEL_VERSION={version}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"smoke test passed against {url}" in proc.stdout
 

@@ -111,12 +111,15 @@ def apply(env: str, image: str, timeout_s: int = 300, root: Path = OVERLAYS) -> 
     docs = set_image(render(env, root), image)
     ns = namespace(docs)
     kubectl("apply", "-f", "-", input=to_yaml(docs))
-    status = kubectl("rollout", "status", f"deployment/{DEPLOYMENT}", "-n", ns, f"--timeout={timeout_s}s",
-                     check=False)
+    status = kubectl(
+        "rollout", "status", f"deployment/{DEPLOYMENT}", "-n", ns, f"--timeout={timeout_s}s", check=False
+    )
     if status.returncode != 0:
         outcome = rollback(ns, timeout_s)
-        raise PipelineError(f"rollout of {image} to {ns} did not become ready in {timeout_s}s "
-                            f"({(status.stderr or status.stdout).strip()}); {outcome}")
+        raise PipelineError(
+            f"rollout of {image} to {ns} did not become ready in {timeout_s}s "
+            f"({(status.stderr or status.stdout).strip()}); {outcome}"
+        )
     return ns
 
 
@@ -127,9 +130,11 @@ def preflight(kubeconfig: str, dest: Path, env: str) -> bool:
     """
     text = kubeconfig.strip()
     if not text:
-        print(f"::notice title=Deploy to {env} skipped::no KUBECONFIG secret for the {env} environment "
-              "(a fork or a repository without a cluster): the image was not deployed. "
-              "README, section Deployment, shows how to add one.")
+        print(
+            f"::notice title=Deploy to {env} skipped::no KUBECONFIG secret for the {env} environment "
+            "(a fork or a repository without a cluster): the image was not deployed. "
+            "README, section Deployment, shows how to add one."
+        )
         return False
     if "apiVersion" not in text:
         try:
@@ -149,8 +154,16 @@ def port_forward(ns: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     from pipeline.image import free_port
 
     port = free_port()
-    cmd = [os.environ.get("KUBECTL", "kubectl"), "port-forward", "--address", "127.0.0.1", "-n", ns,
-           f"service/{SERVICE}", f"{port}:{SERVICE_PORT}"]
+    cmd = [
+        os.environ.get("KUBECTL", "kubectl"),
+        "port-forward",
+        "--address",
+        "127.0.0.1",
+        "-n",
+        ns,
+        f"service/{SERVICE}",
+        f"{port}:{SERVICE_PORT}",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         yield f"http://127.0.0.1:{port}", proc
@@ -159,8 +172,9 @@ def port_forward(ns: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         proc.wait(timeout=10)
 
 
-def smoke(env: str, url: str | None, model_version: str | None, wait_s: float = 60,
-          root: Path = OVERLAYS) -> bool:
+def smoke(
+    env: str, url: str | None, model_version: str | None, wait_s: float = 60, root: Path = OVERLAYS
+) -> bool:
     """pipeline.smoke's checks against `url`, or through a port-forward to the environment's Service."""
     from pipeline.smoke import check_service, wait_until_ready
 
@@ -194,8 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         commands[name].add_argument("--image", required=True, help="image digest reference to deploy")
     commands["smoke"].add_argument("--url", default="", help="service URL; default: kubectl port-forward")
     commands["smoke"].add_argument("--model-version", default="")
-    commands["preflight"].add_argument("--kubeconfig-out", type=Path, required=True,
-                                       help="where to write the KUBECONFIG_CONTENT environment variable")
+    commands["preflight"].add_argument(
+        "--kubeconfig-out",
+        type=Path,
+        required=True,
+        help="where to write the KUBECONFIG_CONTENT environment variable",
+    )
     args = parser.parse_args(argv)
     if args.command == "preflight":
         enabled = preflight(os.environ.get("KUBECONFIG_CONTENT", ""), args.kubeconfig_out, args.env)

@@ -53,8 +53,20 @@ def ensure_system_tools() -> list[str]:
             raise PipelineError(f"missing {', '.join(missing)} and no apt-get: install them yourself")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300",
-             *missing], check=True, env=env)
+        subprocess.run(
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "-o",
+                "DPkg::Lock::Timeout=300",
+                *missing,
+            ],
+            check=True,
+            env=env,
+        )
     return missing
 
 
@@ -95,12 +107,14 @@ class Engine:
     def run(
         self, *args: str, check: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([self.cli, *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            [self.cli, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
-            raise PipelineError(f"`{self.cli} {' '.join(args[:3])} ...` failed ({proc.returncode}):\n" +
-                                "\n".join(detail))
+            raise PipelineError(
+                f"`{self.cli} {' '.join(args[:3])} ...` failed ({proc.returncode}):\n" + "\n".join(detail)
+            )
         return proc
 
     def image_exists(self, ref: str) -> bool:
@@ -144,8 +158,14 @@ def ensure_base_image(engine: Engine, workdir: Path, ref: str = BASE_IMAGE) -> b
             *(f'--customize-hook=cp {c} "$1{HOST_CA_DIR}/"' for c in certs),
             '--customize-hook=chroot "$1" update-ca-certificates',
         ]
-    cmd = ["mmdebstrap", "--variant=apt", "--include=python3,python3-pip,python3-venv,ca-certificates",
-           *hooks, "bookworm", str(tarball)]
+    cmd = [
+        "mmdebstrap",
+        "--variant=apt",
+        "--include=python3,python3-pip,python3-venv,ca-certificates",
+        *hooks,
+        "bookworm",
+        str(tarball),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise PipelineError("mmdebstrap failed:\n" + "\n".join(proc.stderr.strip().splitlines()[-15:]))
@@ -188,15 +208,21 @@ def build_args(revision: str, version: str) -> list[str]:
     return ["--build-arg", f"GIT_REVISION={revision}", "--build-arg", f"MODEL_VERSION={version}"]
 
 
-def build_image(engine: Engine, context: Path, tag: str, revision: str, version: str,
-                extra: tuple[str, ...] = ()) -> float:
+def build_image(
+    engine: Engine, context: Path, tag: str, revision: str, version: str, extra: tuple[str, ...] = ()
+) -> float:
     """Build `context`/Dockerfile as `tag`; returns the seconds taken. `--format docker` keeps HEALTHCHECK."""
     args = ["build", "--tag", tag, *build_args(revision, version), *extra]
     if engine.cli == "podman":
         args += ["--format", "docker"]
     started = time.monotonic()
-    proc = subprocess.run([engine.cli, *args, str(context)], env=engine.env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.run(
+        [engine.cli, *args, str(context)],
+        env=engine.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     if proc.returncode != 0:
         tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
         raise PipelineError(f"image build failed ({proc.returncode}):\n{tail}")
@@ -222,14 +248,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_container(engine: Engine, tag: str, port: int,
-                      env: dict[str, str] | None = None) -> Iterator[str]:
+def running_container(
+    engine: Engine, tag: str, port: int, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Run `tag` as Kubernetes does (read-only root, tmpfs /tmp, no capabilities); yields the container id."""
     env_args = [arg for key, value in (env or {}).items() for arg in ("--env", f"{key}={value}")]
     cid = engine.run(
-        "run", "--detach", "--read-only", "--tmpfs", "/tmp:rw,size=64m", "--cap-drop", "ALL",
-        "--security-opt", "no-new-privileges", "--publish", f"127.0.0.1:{port}:{CONTAINER_PORT}",
-        *env_args, tag,
+        "run",
+        "--detach",
+        "--read-only",
+        "--tmpfs",
+        "/tmp:rw,size=64m",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--publish",
+        f"127.0.0.1:{port}:{CONTAINER_PORT}",
+        *env_args,
+        tag,
     ).stdout.strip()
     try:
         yield cid
@@ -269,14 +306,24 @@ def container_checks(engine: Engine, cid: str, grace: float) -> list[Check]:
     uids = process_uids(engine, cid)
     checks.append(Check("no process runs as root", bool(uids) and 0 not in uids, f"uids {sorted(set(uids))}"))
     health = engine.run("healthcheck", "run", cid, check=False)
-    checks.append(Check("HEALTHCHECK reports healthy", health.returncode == 0,
-                        (health.stdout + health.stderr).strip() or "healthy"))
+    checks.append(
+        Check(
+            "HEALTHCHECK reports healthy",
+            health.returncode == 0,
+            (health.stdout + health.stderr).strip() or "healthy",
+        )
+    )
     started = time.monotonic()
     engine.run("kill", "--signal", "TERM", cid)
     exit_code = engine.run("wait", cid, timeout=grace + 10).stdout.strip()
     took = time.monotonic() - started
-    checks.append(Check("SIGTERM stops it cleanly (exit 0, within the graceful timeout)",
-                        exit_code == "0" and took <= grace, f"exit {exit_code} after {took:.1f}s"))
+    checks.append(
+        Check(
+            "SIGTERM stops it cleanly (exit 0, within the graceful timeout)",
+            exit_code == "0" and took <= grace,
+            f"exit {exit_code} after {took:.1f}s",
+        )
+    )
     return checks
 
 
@@ -296,13 +343,16 @@ class ImageTestResult:
 
     def report(self) -> str:
         lines = [c.line() for c in self.checks]
-        lines.append(f"image {self.tag}: {self.size_bytes / 1e6:.0f} MB; build {self.build_seconds:.0f}s"
-                     f" (base image {self.base_seconds:.0f}s); ready after {self.ready_seconds:.1f}s")
+        lines.append(
+            f"image {self.tag}: {self.size_bytes / 1e6:.0f} MB; build {self.build_seconds:.0f}s"
+            f" (base image {self.base_seconds:.0f}s); ready after {self.ready_seconds:.1f}s"
+        )
         return "\n".join(lines)
 
 
-def run_image_test(repo: Path, model_dir: Path, tag: str = DEFAULT_TAG, grace: float = 30,
-               ready_timeout: float = 90) -> ImageTestResult:
+def run_image_test(
+    repo: Path, model_dir: Path, tag: str = DEFAULT_TAG, grace: float = 30, ready_timeout: float = 90
+) -> ImageTestResult:
     """Build the image with `model_dir` inside and run every check; the container is always removed."""
     ensure_system_tools()
     work = cache_dir()
@@ -313,12 +363,18 @@ def run_image_test(repo: Path, model_dir: Path, tag: str = DEFAULT_TAG, grace: f
     version = model_version(model_dir)
     with tempfile.TemporaryDirectory(prefix="image-context-") as tmp:
         context = stage_context(repo, model_dir, Path(tmp))
-        build_seconds = build_image(engine, context, tag, git_revision(repo), version,
-                                    extra=("--pull=never",))
+        build_seconds = build_image(
+            engine, context, tag, git_revision(repo), version, extra=("--pull=never",)
+        )
     labels = image_labels(engine, tag)
-    checks = [Check("image labels record the revision and model version",
-                    labels.get("org.opencontainers.image.revision") == git_revision(repo)
-                    and labels.get("io.github.gitops-mlops.model-version") == version, f"{labels}")]
+    checks = [
+        Check(
+            "image labels record the revision and model version",
+            labels.get("org.opencontainers.image.revision") == git_revision(repo)
+            and labels.get("io.github.gitops-mlops.model-version") == version,
+            f"{labels}",
+        )
+    ]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with running_container(engine, tag, port, {"GRACEFUL_TIMEOUT": str(int(grace))}) as cid:
@@ -356,8 +412,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "build":
         if args.model.resolve() != (args.repo / "model").resolve():
-            raise PipelineError("--model: `build` uses the repository's model/ (the build context); "
-                                "`test` can take another directory")
+            raise PipelineError(
+                "--model: `build` uses the repository's model/ (the build context); "
+                "`test` can take another directory"
+            )
         engine = Engine(default_engine_cli())
         seconds = build_image(engine, args.repo, args.tag, git_revision(args.repo), model_version(args.model))
         print(f"built {args.tag} in {seconds:.0f}s ({image_size(engine, args.tag) / 1e6:.0f} MB)")

@@ -82,11 +82,21 @@ def check_service(url: str, expected_version: str | None = None) -> list[Check]:
     status, meta = http("GET", f"{url}/metadata")
     meta = meta if isinstance(meta, dict) else {}
     version = meta.get("model_version")
-    checks.append(Check("GET /metadata names the model version", status == 200 and bool(version),
-                        f"status {status}, model_version {version!r}"))
+    checks.append(
+        Check(
+            "GET /metadata names the model version",
+            status == 200 and bool(version),
+            f"status {status}, model_version {version!r}",
+        )
+    )
     if expected_version:
-        checks.append(Check("the served model is the expected one", version == expected_version,
-                            f"served {version!r}, expected {expected_version!r}"))
+        checks.append(
+            Check(
+                "the served model is the expected one",
+                version == expected_version,
+                f"served {version!r}, expected {expected_version!r}",
+            )
+        )
     example = meta.get("example")
     if not isinstance(example, dict) or not example:
         checks.append(Check("/metadata carries an example record", False, f"example = {example!r}"))
@@ -95,13 +105,24 @@ def check_service(url: str, expected_version: str | None = None) -> list[Check]:
     preds = body.get("predictions") if isinstance(body, dict) else None
     pred = preds[0] if isinstance(preds, list) and preds and isinstance(preds[0], dict) else {}
     probability = pred.get("probability")
-    ok = (status == 200 and isinstance(probability, int | float) and 0.0 <= probability <= 1.0
-          and pred.get("model_version") == version and bool(pred.get("prediction_id")))
-    checks.append(Check("POST /predict with the example record predicts", ok,
-                        f"status {status}, {pred or body!r}"))
+    ok = (
+        status == 200
+        and isinstance(probability, int | float)
+        and 0.0 <= probability <= 1.0
+        and pred.get("model_version") == version
+        and bool(pred.get("prediction_id"))
+    )
+    checks.append(
+        Check("POST /predict with the example record predicts", ok, f"status {status}, {pred or body!r}")
+    )
     status, body = http("POST", f"{url}/predict", invalid_record(example))
-    checks.append(Check("POST /predict with an invalid record is a 4xx JSON error",
-                        400 <= status < 500 and isinstance(body, dict), f"status {status}, {body!r}"))
+    checks.append(
+        Check(
+            "POST /predict with an invalid record is a 4xx JSON error",
+            400 <= status < 500 and isinstance(body, dict),
+            f"status {status}, {body!r}",
+        )
+    )
     return checks
 
 
