@@ -161,11 +161,8 @@ def test_gunicorn_listens_on_the_container_port_and_drains_within_the_grace_peri
     assert conf["workers"] == int(container_environment(docs)["WEB_CONCURRENCY"])
 
 
-def test_probes_and_scrape_path_are_routes_the_app_serves(rendered, model_dir: Path, tmp_path: Path):
+def test_probes_and_scrape_path_are_routes_the_app_serves(rendered, app):
     _, docs = rendered
-    from app import create_app
-
-    app = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG_URL": f"sqlite:///{tmp_path / 'p.db'}"})
     get_routes = {rule.rule for rule in app.url_map.iter_rules() if "GET" in rule.methods}
     api = deploy.api_container(docs)
     assert api["readinessProbe"]["httpGet"]["path"] == "/ready"
@@ -175,6 +172,6 @@ def test_probes_and_scrape_path_are_routes_the_app_serves(rendered, model_dir: P
     annotations = template["metadata"]["annotations"]
     assert probes | {annotations["prometheus.io/path"]} <= get_routes
     assert int(annotations["prometheus.io/port"]) == api["ports"][0]["containerPort"]
-    with app.test_client() as client:
-        assert client.get("/ready").status_code == 200
-        assert client.get("/health").status_code == 200
+    client = app.test_client()
+    for path in probes:
+        assert client.get(path).status_code == 200, path
