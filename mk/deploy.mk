@@ -12,8 +12,10 @@ image: venv ## Build the serving image from model/ with podman or docker (IMAGE=
 	$(BIN)/python -m pipeline.image build --tag $(IMAGE)
 
 image-test: venv ## Build the image with podman, run it on a loopback port and check it end to end
-	@test -f $(IMAGE_TEST_MODEL)/metadata.json || { \
-		echo "no model in $(IMAGE_TEST_MODEL)/: running the pipeline first (make repro)"; $(MAKE) repro; }
+ifeq ($(IMAGE_TEST_MODEL),model)
+	@test -f model/metadata.json || { echo "no model in model/: running the pipeline first (make repro)"; \
+		$(MAKE) repro; }
+endif
 	$(BIN)/python -m pipeline.image test --tag $(IMAGE) --model $(IMAGE_TEST_MODEL)
 
 image-model: venv ## Put the model dvc.lock names in model/: `dvc pull` it, or reproduce it when no remote answers
