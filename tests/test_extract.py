@@ -251,3 +251,21 @@ def test_duckdb_memory_limit_is_validated_and_its_spill_directory_removed(events
     assert spill_dir.is_dir() and spill_dir.parent != REPO_ROOT
     warehouse.close()
     assert not spill_dir.exists()
+
+
+def test_csv_files_give_the_same_snapshot_as_parquet(events, tmp_path):
+    import pyarrow.csv as pacsv
+
+    root, _ = events
+    for path in sorted((root / "events").glob("*.parquet")):
+        pacsv.write_csv(pq.read_table(path), tmp_path / f"{path.stem}.csv")
+    params = _params(tmp_path / "*.csv", window_days=50)
+    warehouse = open_warehouse(params, tmp_path)
+    try:
+        from_csv = extract_snapshot(
+            warehouse, params.extract, params.schema, params.warehouse.table, tmp_path / "csv.parquet"
+        )
+    finally:
+        warehouse.close()
+    from_parquet = _run(events, tmp_path / "parquet.parquet", window_days=50)
+    assert from_csv == from_parquet
