@@ -4,7 +4,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import sqlalchemy as sa
 import yaml
 
 from pipeline import extract
@@ -20,6 +19,7 @@ from pipeline.extract import (
 )
 from pipeline.generate import generate_month, month_range, write_month
 from pipeline.io import read_json, sha256_file
+from pipeline.load_warehouse import load_files
 from tests.conftest import REPO_ROOT
 
 MONTHS = month_range("2024-01", 3)
@@ -191,25 +191,12 @@ def test_invalid_warehouse_url_is_a_clear_error(events):
         open_warehouse(params, events[0], "not a url")
 
 
-_PG_TYPES = {"string": "text", "timestamp[us]": "timestamp", "int64": "bigint", "double": "double precision"}
-
-
 @pytest.fixture(scope="module")
 def postgres_events(postgres_url, events):
-    """The same generated events loaded into a PostgreSQL table `events`."""
-    _, frame = events
-    params = _params("unused")
-    types = schema_types(params.schema)
-    columns = ", ".join(f'"{name}" {_PG_TYPES[str(types[name])]}' for name in frame.columns)
-    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS events"))
-        conn.execute(sa.text(f"CREATE TABLE events ({columns})"))
-        names = ", ".join(frame.columns)
-        binds = ", ".join(f":{name}" for name in frame.columns)
-        conn.execute(sa.text(f"INSERT INTO events ({names}) VALUES ({binds})"), records)
-    engine.dispose()
+    """The same generated events loaded into a PostgreSQL table `events` (by pipeline.load_warehouse)."""
+    root, frame = events
+    loaded = load_files(postgres_url, "events", sorted((root / "events").glob("*.parquet")))
+    assert loaded == len(frame)
     return postgres_url
 
 
