@@ -1,3 +1,4 @@
+import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
@@ -138,10 +139,12 @@ def test_bad_inputs_stop_with_one_clear_line_and_keep_the_old_output(events, tmp
     assert [p.name for p in tmp_path.iterdir()] == ["snap.parquet"]  # no temporary file left behind
 
 
-def test_missing_warehouse_files_name_the_key(tmp_path):
+def test_missing_warehouse_files_name_the_key(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the DuckDB spill directory goes
     params = _params(tmp_path / "nothing" / "*.parquet")
     with pytest.raises(PipelineError, match=r"warehouse\.files: .*No files found"):
         open_warehouse(params, tmp_path)
+    assert not list(tmp_path.glob("extract-duckdb-*"))  # nothing left behind
 
 
 def _write_params(tmp_path, files, **extract_overrides):
