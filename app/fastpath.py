@@ -249,10 +249,22 @@ class _Forest:
         self.feat = column_of[feat_arr] if column_of is not None else feat_arr
         self.cat_nodes = np.flatnonzero(np.concatenate(iscat))
         if len(self.cat_nodes):
-            self.cat_bitset = np.concatenate(bitset)[self.cat_nodes]
-            self.raw_bits = np.concatenate(raw_bits).astype(np.uint32)
-            self.known_bits = np.asarray(known_bits, dtype=np.uint32)
-            self.cat_known_row = np.asarray(f_idx_map, dtype=np.int64)[feat_arr[self.cat_nodes]]
+            # Each categorical node's direction for every code 0..255, plus column 256 for "missing" (NaN,
+            # negative, too large): left if the code is in the node's bitset, right if the feature knows it,
+            # else the missing side. One lookup per node at predict time instead of bit arithmetic.
+            codes = np.arange(256)
+            words, shifts = codes >> 5, (codes & 31).astype(np.uint32)
+            node_bits = np.concatenate(raw_bits).astype(np.uint32)[np.concatenate(bitset)[self.cat_nodes]]
+            known_rows = np.asarray(known_bits, dtype=np.uint32)[
+                np.asarray(f_idx_map, dtype=np.int64)[feat_arr[self.cat_nodes]]
+            ]
+            in_left = ((node_bits[:, words] >> shifts) & 1).astype(bool)
+            known = ((known_rows[:, words] >> shifts) & 1).astype(bool)
+            missing_left = self.mleft[self.cat_nodes][:, None]
+            self.cat_table = np.concatenate(
+                [in_left | (~known & missing_left), missing_left], axis=1
+            )  # (cat nodes, 257) -> go left?
+            self.cat_rows = np.arange(len(self.cat_nodes))
         self.chunk = max(1, (1 << 19) // max(1, self.n_nodes))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -265,19 +277,11 @@ class _Forest:
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         x = X.take(self.feat, axis=1)  # (rows, nodes): each node's input value
-        go_left = x <= self.thr
-        missing = np.isnan(x)
+        go_left = np.where(np.isnan(x), self.mleft, x <= self.thr)
         if len(self.cat_nodes):
             xc = x[:, self.cat_nodes]
-            # negative, NaN or codes beyond the 256 a bitset holds are "missing", as in sklearn
-            bad = ~((xc >= 0) & (xc < 256))
-            code = np.where(bad, 0, xc).astype(np.int64)
-            word, bit = code >> 5, (code & 31).astype(np.uint32)
-            in_left = ((self.raw_bits[self.cat_bitset, word] >> bit) & 1).astype(bool)
-            known = ((self.known_bits[self.cat_known_row, word] >> bit) & 1).astype(bool)
-            go_left[:, self.cat_nodes] = in_left
-            missing[:, self.cat_nodes] = bad | ~(in_left | known)
-        go_left = np.where(missing, self.mleft, go_left)
+            code = np.where((xc >= 0) & (xc < 256), xc, 256).astype(np.intp)  # NaN compares False: 256
+            go_left[:, self.cat_nodes] = self.cat_table[self.cat_rows, code]
         offsets = (np.arange(len(X)) * self.n_nodes)[:, None]
         nxt = (np.where(go_left, self.left, self.right) + offsets).ravel()  # node -> child, per row
         node = self.roots + offsets

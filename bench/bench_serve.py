@@ -46,13 +46,37 @@ end
 """
 
 
-def wrk(url: str, seconds: int, connections: int, method: str = "GET", body: str | None = None,
-        workdir: Path = Path(tempfile.gettempdir())) -> dict:
+def wrk(
+    url: str,
+    seconds: int,
+    connections: int,
+    method: str = "GET",
+    body: str | None = None,
+    workdir: Path | None = None,
+) -> dict:
+    workdir = workdir or Path(tempfile.gettempdir())
     script = workdir / f"wrk-{time.monotonic_ns()}.lua"
     body_line = f"wrk.body = {json.dumps(body)}" if body is not None else ""
     script.write_text(LUA.format(method=method, body=body_line))
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
-                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     script.unlink()
     result = json.loads(re.search(r"WRKJSON (\{.*\})", out).group(1))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
@@ -70,8 +94,10 @@ def batch_records(model_dir: Path, n: int) -> list[dict]:
 
     service = load_service(model_dir, use_fastpath=False)
     names = service.validator.names
-    return [{k: v for k, v in zip(names, row, strict=True) if v is not None}
-            for row in check_records(service.validator.features, n=n, seed=1)]
+    return [
+        {k: v for k, v in zip(names, row, strict=True) if v is not None}
+        for row in check_records(service.validator.features, n=n, seed=1)
+    ]
 
 
 def in_process(model_dir: Path, example: dict, records: list[dict]) -> dict:
@@ -113,14 +139,28 @@ def run(model_dir: Path, seconds: int, soak_seconds: int, connections: int) -> d
     example = json.loads((model_dir / "metadata.json").read_text())["example"]
     workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "MODEL_DIR": str(model_dir), "MAX_BATCH": "1000",
-           "PREDICTION_LOG_URL": f"sqlite:///{workdir}/predictions.db"}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "MODEL_DIR": str(model_dir),
+        "MAX_BATCH": "1000",
+        "PREDICTION_LOG_URL": f"sqlite:///{workdir}/predictions.db",
+    }
     env.pop("BIND", None)
     log = open(workdir / "gunicorn.log", "wb")  # noqa: SIM115 - lives as long as the server
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "app.wsgi:app"],
-                              cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    results: dict = {"workers": os.environ.get("WEB_CONCURRENCY") or os.cpu_count(),
-                     "threads": os.environ.get("THREADS", "1"), "connections": connections, "seconds": seconds}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "app.wsgi:app"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    results: dict = {
+        "workers": os.environ.get("WEB_CONCURRENCY") or os.cpu_count(),
+        "threads": os.environ.get("THREADS", "1"),
+        "connections": connections,
+        "seconds": seconds,
+    }
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -143,8 +183,11 @@ def run(model_dir: Path, seconds: int, soak_seconds: int, connections: int) -> d
             r = wrk(f"{base}/predict", seconds, connections, "POST", body, workdir=workdir)
             r["rows_per_s"] = r["rps"] * n
             results[f"predict_{n}"] = r
-            print(f"  POST /predict {n:4d} records {r['rps']:9.1f} req/s {r['rows_per_s']:10.0f} rows/s "
-                  f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms errors {r['errors']}", flush=True)
+            print(
+                f"  POST /predict {n:4d} records {r['rps']:9.1f} req/s {r['rows_per_s']:10.0f} rows/s "
+                f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms errors {r['errors']}",
+                flush=True,
+            )
         # soak: single records for soak_seconds, worker memory sampled every few seconds
         samples: list[float] = []
         stop = threading.Event()
@@ -165,8 +208,11 @@ def run(model_dir: Path, seconds: int, soak_seconds: int, connections: int) -> d
         soak["rss_samples_mb"] = [round(s, 1) for s in samples]
         soak["same_workers"] = sorted(rss_start) == sorted(rss_end)
         results["soak"] = soak
-        print(f"  soak {soak_seconds}s: {soak['requests']} requests, {soak['errors']} errors, workers RSS "
-              f"{soak['rss_start_mb']} -> {soak['rss_end_mb']} MB", flush=True)
+        print(
+            f"  soak {soak_seconds}s: {soak['requests']} requests, {soak['errors']} errors, workers RSS "
+            f"{soak['rss_start_mb']} -> {soak['rss_end_mb']} MB",
+            flush=True,
+        )
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -178,7 +224,8 @@ def run(model_dir: Path, seconds: int, soak_seconds: int, connections: int) -> d
     trivial, one, thousand = results["trivial"], results["predict_1"], results["predict_1000"]
     results["ratios"] = {
         "predict_1_vs_trivial": one["rps"] / trivial["rps"],
-        "predict_1000_rows_vs_in_process": thousand["rows_per_s"] / results["in_process"]["inprocess_rows_per_s"],
+        "predict_1000_rows_vs_in_process": thousand["rows_per_s"]
+        / results["in_process"]["inprocess_rows_per_s"],
         "predict_1_p99_over_p50": one["p99_ms"] / one["p50_ms"],
         "soak_rss_growth": (results["soak"]["rss_end_mb"] - results["soak"]["rss_start_mb"])
         / results["soak"]["rss_start_mb"],
@@ -189,7 +236,9 @@ def run(model_dir: Path, seconds: int, soak_seconds: int, connections: int) -> d
 def render(results: dict) -> str:
     ip, ratios, soak = results["in_process"], results["ratios"], results["soak"]
     rows = [("GET /health (trivial)", results["trivial"], 0)] + [
-        (f"POST /predict, {n} record{'s' if n > 1 else ''}", results[f"predict_{n}"], n) for n in (1, 100, 1000)]
+        (f"POST /predict, {n} record{'s' if n > 1 else ''}", results[f"predict_{n}"], n)
+        for n in (1, 100, 1000)
+    ]
     lines = [
         "## Serving",
         "",
@@ -202,7 +251,9 @@ def render(results: dict) -> str:
     ]
     for name, r, n in rows:
         rows_s = f"{r['rps'] * n:.0f}" if n else ""
-        lines.append(f"| {name} | {r['rps']:.0f} | {rows_s} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |")
+        lines.append(
+            f"| {name} | {r['rps']:.0f} | {rows_s} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
+        )
     lines += [
         "",
         "| target | measured | met |",
@@ -250,9 +301,13 @@ NOTES_FILE = Path(__file__).with_name("serving_notes.md")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, default=Path("model"))
-    parser.add_argument("--out", type=Path, default=None, help="markdown file to write the Serving section to")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="markdown file to write the Serving section to"
+    )
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint")
     parser.add_argument("--soak-seconds", type=int, default=60)
     parser.add_argument("--connections", type=int, default=16)
