@@ -43,9 +43,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 # Prometheus: merge the metrics of all workers (see app/observability.py).
-_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-if _own_metrics_dir:
+# (this file is re-read on HUP: the marker remembers that the directory is ours to remove at exit)
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+    os.environ["SERVE_OWNS_PROMETHEUS_DIR"] = "1"
 
 
 def on_starting(server):
@@ -56,7 +57,7 @@ def on_starting(server):
 
 
 def on_exit(server):
-    if _own_metrics_dir:
+    if os.environ.get("SERVE_OWNS_PROMETHEUS_DIR") == "1":
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
