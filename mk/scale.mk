@@ -2,6 +2,7 @@
 .PHONY: tune-worker bench bench-pipeline bench-extract bench-tune
 
 TUNE_WORKER_INDEX ?=
+TUNE_WORKER_ARGS ?=
 BENCH_ROWS ?= 10000 100000 1000000
 BENCH_TRIALS ?= 2
 BENCH_TUNE_TRIALS ?= 12
@@ -11,7 +12,7 @@ BENCH_SERVE := $(if $(shell grep -lsE '^bench-serve:' Makefile mk/*.mk),bench-se
 tune-worker: venv data ## One Optuna worker on the tune study in OPTUNA_STORAGE; start any number, then `dvc repro`
 	$(BIN)/dvc repro prepare
 	$(BIN)/python -m pipeline.tune_worker --params params.yaml --prepared artifacts/prepared \
-		$(if $(TUNE_WORKER_INDEX),--worker-index $(TUNE_WORKER_INDEX))
+		$(if $(TUNE_WORKER_INDEX),--worker-index $(TUNE_WORKER_INDEX)) $(TUNE_WORKER_ARGS)
 
 bench: bench-pipeline bench-extract bench-tune $(BENCH_SERVE) ## Run every benchmark (docs/benchmarks.md)
 

@@ -158,6 +158,14 @@ def test_missing_prepared_data_and_unreachable_storage_exit_2(project, tmp_path,
     assert "cannot open Optuna storage '127.0.0.1:1/none'" in err and "secret" not in err
 
 
+def test_require_shared_storage_refuses_sqlite(project, monkeypatch, capsys):
+    params_path, prepared = project
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    args = ["--params", str(params_path), "--prepared", str(prepared), "--require-shared-storage"]
+    assert main(args) == 2
+    assert "OPTUNA_STORAGE: not set" in capsys.readouterr().err
+
+
 def test_print_matrix_lists_worker_indices(capsys):
     assert main(["--print-matrix", "3"]) == 0
     assert json.loads(capsys.readouterr().out) == [0, 1, 2]

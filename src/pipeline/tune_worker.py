@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-index", type=int, default=None,
                         help="distinct per worker (seeds its sampler); default: TUNE_WORKER_INDEX, "
                              "JOB_COMPLETION_INDEX or 0")
+    parser.add_argument("--require-shared-storage", action="store_true",
+                        help="refuse a SQLite storage (workers on separate machines would not share it)")
     parser.add_argument("--print-matrix", type=int, metavar="N",
                         help="print the worker indices 0..N-1 as a JSON list (a CI matrix) and exit")
     args = parser.parse_args(argv)
@@ -165,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.prepared / name).is_file():
             raise PipelineError(f"{args.prepared / name}: not found; run `dvc repro prepare` first")
     url = storage_url(params)
+    if url.startswith("sqlite") and args.require_shared_storage:
+        raise PipelineError(f"OPTUNA_STORAGE: not set (storage would be {url}); workers on separate machines "
+                            "need one shared RDB, e.g. postgresql+psycopg://user:password@host/db")
     if url.startswith("sqlite"):
         print(f"tune-worker: note: storage is {url}; set OPTUNA_STORAGE to a PostgreSQL URL to share the "
               "study between machines", flush=True)
