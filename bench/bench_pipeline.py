@@ -34,13 +34,27 @@ STAGES = ("extract", "validate", "prepare", "tune", "train", "evaluate")
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
-    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-    return {"nproc": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1), "cpu": cpu,
-            "python": platform.python_version(), "kernel": platform.release(),
-            "load_avg_1m": round(os.getloadavg()[0], 1)}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_avg_1m": round(os.getloadavg()[0], 1),
+    }
 
 
 def run_measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, float]:
@@ -81,19 +95,33 @@ def bench_size(rows: int, n_trials: int, stages: tuple[str, ...], workdir: Path,
     params["tune"]["n_trials"] = n_trials
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"], cwd=repo, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(["dvc", "add", "-q", "data"], cwd=repo, env=env, check=True, capture_output=True)
     generated = time.perf_counter() - t0
     print(f"[{rows:,} rows] generated and added in {generated:.1f} s", file=sys.stderr, flush=True)
-    result = {"rows": params["data"]["rows_per_month"] * params["data"]["months"], "n_trials": n_trials,
-              "stages": {}}
+    result = {
+        "rows": params["data"]["rows_per_month"] * params["data"]["months"],
+        "n_trials": n_trials,
+        "stages": {},
+    }
     for stage in stages:
         wall, cpu, rss = run_measured(["dvc", "repro", "--single-item", stage], repo, env)
-        result["stages"][stage] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-                                   "peak_rss_mib": round(rss)}
-        print(f"[{rows:,} rows] {stage}: {wall:.1f} s wall, {cpu:.1f} s CPU, {rss:.0f} MiB", file=sys.stderr,
-              flush=True)
+        result["stages"][stage] = {
+            "wall_s": round(wall, 2),
+            "cpu_s": round(cpu, 2),
+            "peak_rss_mib": round(rss),
+        }
+        print(
+            f"[{rows:,} rows] {stage}: {wall:.1f} s wall, {cpu:.1f} s CPU, {rss:.0f} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
     for key in ("wall_s", "cpu_s"):
         result[f"total_{key}"] = round(sum(s[key] for s in result["stages"].values()), 2)
     result["peak_rss_mib"] = max(s["peak_rss_mib"] for s in result["stages"].values())
@@ -101,8 +129,11 @@ def bench_size(rows: int, n_trials: int, stages: tuple[str, ...], workdir: Path,
     result.update(noop_wall_s=round(wall, 2), noop_cpu_s=round(cpu, 2), noop_peak_rss_mib=round(rss))
     snapshot = json.loads((repo / "metrics" / "data.json").read_text())
     result["snapshot_rows"] = snapshot["rows"]
-    print(f"[{rows:,} rows] total {result['total_wall_s']:.1f} s, no-op {wall:.1f} s", file=sys.stderr,
-          flush=True)
+    print(
+        f"[{rows:,} rows] total {result['total_wall_s']:.1f} s, no-op {wall:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     shutil.rmtree(repo, ignore_errors=True)
     return result
 
@@ -110,13 +141,18 @@ def bench_size(rows: int, n_trials: int, stages: tuple[str, ...], workdir: Path,
 def table(results: list[dict]) -> str:
     """Per stage: wall s / CPU s; then totals, peak memory and the no-op repro."""
     stages = list(results[0]["stages"]) if results else []
-    head = ("| rows generated | rows in window | " + " | ".join(f"{s} wall / CPU s" for s in stages)
-            + " | dvc repro wall s | CPU s | peak RSS MiB | no-op repro s |")
+    head = (
+        "| rows generated | rows in window | "
+        + " | ".join(f"{s} wall / CPU s" for s in stages)
+        + " | dvc repro wall s | CPU s | peak RSS MiB | no-op repro s |"
+    )
     lines = [head, "|" + "---:|" * (len(stages) + 6)]
     for r in results:
         cells = " | ".join(f"{r['stages'][s]['wall_s']:.1f} / {r['stages'][s]['cpu_s']:.1f}" for s in stages)
-        lines.append(f"| {r['rows']:,} | {r['snapshot_rows']:,} | {cells} | {r['total_wall_s']:.1f} | "
-                     f"{r['total_cpu_s']:.1f} | {r['peak_rss_mib']:,} | {r['noop_wall_s']:.1f} |")
+        lines.append(
+            f"| {r['rows']:,} | {r['snapshot_rows']:,} | {cells} | {r['total_wall_s']:.1f} | "
+            f"{r['total_cpu_s']:.1f} | {r['peak_rss_mib']:,} | {r['noop_wall_s']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -124,8 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10**4, 10**5, 10**6])
     parser.add_argument("--n-trials", type=int, default=4, help="tune.n_trials at every size (default 4)")
-    parser.add_argument("--until", choices=STAGES, default=STAGES[-1],
-                        help="stop after this stage (e.g. prepare: extraction and preparation only)")
+    parser.add_argument(
+        "--until",
+        choices=STAGES,
+        default=STAGES[-1],
+        help="stop after this stage (e.g. prepare: extraction and preparation only)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)
     env = {k: v for k, v in os.environ.items() if k not in ("OPTUNA_STORAGE", "WAREHOUSE_URL")}
@@ -138,9 +178,11 @@ def main(argv: list[str] | None = None) -> int:
             results.append(bench_size(rows, args.n_trials, stages, Path(tmp), env))
             if args.json:  # after every size, so a long run that is stopped still leaves its figures
                 args.json.write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
-    print(f"\nMachine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, "
-          f"Python {info['python']}, load average {info['load_avg_1m']} at start; "
-          f"tune.n_trials = {args.n_trials}")
+    print(
+        f"\nMachine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, "
+        f"Python {info['python']}, load average {info['load_avg_1m']} at start; "
+        f"tune.n_trials = {args.n_trials}"
+    )
     command = ["python", "bench/bench_pipeline.py", *(argv if argv is not None else sys.argv[1:])]
     print("Command: " + " ".join(command))
     print(table(results))

@@ -35,10 +35,26 @@ from bench.bench_pipeline import machine  # noqa: E402
 def run_workers(n: int, params_file: Path, prepared: Path, storage: str) -> dict:
     env = {**os.environ, "OPTUNA_STORAGE": storage}
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "pipeline.tune_worker", "--params", str(params_file),
-                               "--prepared", str(prepared), "--worker-index", str(i)],
-                              env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for i in range(n)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.tune_worker",
+                "--params",
+                str(params_file),
+                "--prepared",
+                str(prepared),
+                "--worker-index",
+                str(i),
+            ],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(n)
+    ]
     cpu, ran = 0.0, 0
     for proc in procs:
         output = proc.stdout.read().decode(errors="replace")
@@ -49,8 +65,13 @@ def run_workers(n: int, params_file: Path, prepared: Path, storage: str) -> dict
         cpu += usage.ru_utime + usage.ru_stime
         ran += int(output.rsplit("ran ", 1)[1].split(" trial")[0])
     wall = time.perf_counter() - start
-    return {"workers": n, "trials": ran, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-            "trials_per_min": round(ran / wall * 60, 2)}
+    return {
+        "workers": n,
+        "trials": ran,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "trials_per_min": round(ran / wall * 60, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,14 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
     base = results[0]["trials_per_min"]
-    print(f"\nMachine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, "
-          f"load average {info['load_avg_1m']} at start; {args.n_trials} trials per study")
+    print(
+        f"\nMachine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, "
+        f"load average {info['load_avg_1m']} at start; {args.n_trials} trials per study"
+    )
     print("Command: " + " ".join(["python", "bench/bench_tune.py", *(argv or sys.argv[1:])]))
     print("| workers | trials | wall s | CPU s (all workers) | trials / min | speed-up |")
     print("|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['workers']} | {r['trials']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
-              f"{r['trials_per_min']:.2f} | {r['trials_per_min'] / base:.2f}x |")
+        print(
+            f"| {r['workers']} | {r['trials']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+            f"{r['trials_per_min']:.2f} | {r['trials_per_min'] / base:.2f}x |"
+        )
     return 0
 
 

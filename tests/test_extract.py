@@ -1,4 +1,5 @@
 from datetime import date, datetime
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -237,3 +238,16 @@ def test_postgres_bad_query_or_empty_window_is_one_clear_error(
     with pytest.raises(PipelineError, match=message):
         _run(events, tmp_path / "pg.parquet", url=postgres_events, **overrides)
     assert not (tmp_path / "pg.parquet").exists()
+
+
+def test_duckdb_memory_limit_is_validated_and_its_spill_directory_removed(events, tmp_path):
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["warehouse"]["duckdb_memory_limit"] = "a lot"
+    with pytest.raises(PipelineError, match=r"warehouse\.duckdb_memory_limit"):
+        parse_params(raw)
+    params = _params(events[0] / "events" / "*.parquet")
+    warehouse = open_warehouse(params, events[0])
+    spill_dir = Path(warehouse._spill_dir)
+    assert spill_dir.is_dir() and spill_dir.parent != REPO_ROOT
+    warehouse.close()
+    assert not spill_dir.exists()

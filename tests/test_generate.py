@@ -168,6 +168,20 @@ def test_cli_writes_all_months_then_appends_a_drifted_month(tmp_path):
     assert {p.name: p.read_bytes() for p in events.iterdir() if p.name in before} == before
 
 
+def test_cli_append_never_rewrites_an_existing_month(tmp_path, capsys):
+    params = _params_file(tmp_path, months=1, rows_per_month=40)
+    assert main(["--params", str(params)]) == 0
+    existing = tmp_path / "data" / "events" / "2024-01.parquet"
+    before = existing.read_bytes()
+    # the same month again: identical bytes, nothing to do
+    assert main(["--params", str(params), "--append-month", "2024-01"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    # other data for a recorded month: refused, file untouched
+    assert main(["--params", str(params), "--append-month", "2024-01", "--concept-drift", "1"]) == 2
+    assert "already exists with other data" in capsys.readouterr().err
+    assert existing.read_bytes() == before
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

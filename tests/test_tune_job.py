@@ -17,8 +17,9 @@ TUNE_JOB = REPO_ROOT / "deploy" / "k8s" / "tune-job"
 
 @pytest.fixture(scope="module")
 def rendered() -> str:
-    return subprocess.run(["kubectl", "kustomize", str(TUNE_JOB)], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["kubectl", "kustomize", str(TUNE_JOB)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def job_of(manifest: str) -> dict:

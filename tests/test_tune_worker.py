@@ -30,8 +30,11 @@ TOLERANCE = 0.02
 def project(tmp_path: Path) -> tuple[Path, Path]:
     """(params.yaml, prepared dir) for a tiny, fast search: 8 trials of small boosted trees on 600 rows."""
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    raw["tune"].update(n_trials=N_TRIALS, study_name=f"t{os.getpid()}-{tmp_path.name}"[:40],
-                       storage=f"sqlite:///{tmp_path}/studies.db")
+    raw["tune"].update(
+        n_trials=N_TRIALS,
+        study_name=f"t{os.getpid()}-{tmp_path.name}"[:40],
+        storage=f"sqlite:///{tmp_path}/studies.db",
+    )
     raw["tune"]["pruner"]["n_steps"] = 1
     raw["tune"]["search_space"]["max_iter"] = {"type": "int", "low": 10, "high": 40, "step": 10}
     params_path = tmp_path / "params.yaml"
@@ -47,15 +50,27 @@ def project(tmp_path: Path) -> tuple[Path, Path]:
 def start_worker(params_path: Path, prepared: Path, index: int, storage: str) -> subprocess.Popen:
     env = {**os.environ, "OPTUNA_STORAGE": storage, "TUNE_WORKER_INDEX": str(index)}
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.tune_worker", "--params", str(params_path), "--prepared", str(prepared)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.tune_worker",
+            "--params",
+            str(params_path),
+            "--prepared",
+            str(prepared),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_two_workers_finish_the_budget_and_the_stage_reads_the_study(project, postgres_url, tmp_path,
-                                                                    monkeypatch):
+def test_two_workers_finish_the_budget_and_the_stage_reads_the_study(
+    project, postgres_url, tmp_path, monkeypatch
+):
     params_path, prepared = project
     params = load_params(params_path)
 
@@ -63,8 +78,9 @@ def test_two_workers_finish_the_budget_and_the_stage_reads_the_study(project, po
     outputs = [w.communicate(timeout=240)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
 
-    study = optuna.load_study(study_name=f"{params.tune.study_name}-{prepared_fingerprint(params, prepared)}",
-                              storage=postgres_url)
+    study = optuna.load_study(
+        study_name=f"{params.tune.study_name}-{prepared_fingerprint(params, prepared)}", storage=postgres_url
+    )
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(N_TRIALS))  # exactly the budget, no duplicate numbers
     assert all(t.state.is_finished() for t in study.trials)
@@ -74,17 +90,26 @@ def test_two_workers_finish_the_budget_and_the_stage_reads_the_study(project, po
 
     # The stage resumes the finished study: it runs 0 trials and reports the workers' best.
     monkeypatch.setenv("OPTUNA_STORAGE", postgres_url)
-    parallel = run_tune(params, prepared, tmp_path / "tune-parallel", tmp_path / "parallel.json",
-                        tmp_path / "parallel.png", log_trials=False)
+    parallel = run_tune(
+        params,
+        prepared,
+        tmp_path / "tune-parallel",
+        tmp_path / "parallel.json",
+        tmp_path / "parallel.png",
+        log_trials=False,
+    )
     assert parallel["n_trials_complete"] + parallel["n_trials_pruned"] == N_TRIALS
     assert parallel["best_value"] == pytest.approx(study.best_value)
-    assert json.loads((tmp_path / "tune-parallel" / "best_params.json").read_text()) == \
-        parallel["hyperparameters"]
+    assert (
+        json.loads((tmp_path / "tune-parallel" / "best_params.json").read_text())
+        == parallel["hyperparameters"]
+    )
 
     # A sequential search of the same budget (the stage alone, SQLite) is not better beyond the tolerance.
     monkeypatch.delenv("OPTUNA_STORAGE")
-    sequential = run_tune(params, prepared, tmp_path / "tune-seq", tmp_path / "seq.json", tmp_path / "seq.png",
-                          log_trials=False)
+    sequential = run_tune(
+        params, prepared, tmp_path / "tune-seq", tmp_path / "seq.json", tmp_path / "seq.png", log_trials=False
+    )
     assert sequential["n_trials_complete"] + sequential["n_trials_pruned"] == N_TRIALS
     assert parallel["best_value"] >= sequential["best_value"] - TOLERANCE
 
@@ -124,25 +149,33 @@ def test_sqlite_workers_share_the_budget(project, monkeypatch):
     outputs = [w.communicate(timeout=240)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     params = load_params(params_path)
-    study = optuna.load_study(study_name=f"{params.tune.study_name}-{prepared_fingerprint(params, prepared)}",
-                              storage=params.tune.storage)
+    study = optuna.load_study(
+        study_name=f"{params.tune.study_name}-{prepared_fingerprint(params, prepared)}",
+        storage=params.tune.storage,
+    )
     assert sorted(t.number for t in study.trials) == list(range(N_TRIALS))
 
 
-@pytest.mark.parametrize(("flag", "env", "expected"), [
-    (None, {}, 0),
-    (None, {"JOB_COMPLETION_INDEX": "4"}, 4),
-    (None, {"TUNE_WORKER_INDEX": "2", "JOB_COMPLETION_INDEX": "4"}, 2),
-    (5, {"TUNE_WORKER_INDEX": "2"}, 5),
-])
+@pytest.mark.parametrize(
+    ("flag", "env", "expected"),
+    [
+        (None, {}, 0),
+        (None, {"JOB_COMPLETION_INDEX": "4"}, 4),
+        (None, {"TUNE_WORKER_INDEX": "2", "JOB_COMPLETION_INDEX": "4"}, 2),
+        (5, {"TUNE_WORKER_INDEX": "2"}, 5),
+    ],
+)
 def test_worker_index_comes_from_flag_then_environment(flag, env, expected):
     assert worker_index(flag, env) == expected
 
 
-@pytest.mark.parametrize(("flag", "env", "message"), [
-    (None, {"TUNE_WORKER_INDEX": "two"}, "TUNE_WORKER_INDEX: expected a non-negative integer, got 'two'"),
-    (-1, {}, "--worker-index: expected a non-negative integer, got -1"),
-])
+@pytest.mark.parametrize(
+    ("flag", "env", "message"),
+    [
+        (None, {"TUNE_WORKER_INDEX": "two"}, "TUNE_WORKER_INDEX: expected a non-negative integer, got 'two'"),
+        (-1, {}, "--worker-index: expected a non-negative integer, got -1"),
+    ],
+)
 def test_bad_worker_index_is_one_clear_error(flag, env, message):
     with pytest.raises(PipelineError, match=message):
         worker_index(flag, env)

@@ -148,18 +148,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepared", default=Path("artifacts/prepared"), type=Path)
-    parser.add_argument("--worker-index", type=int, default=None,
-                        help="distinct per worker (seeds its sampler); default: TUNE_WORKER_INDEX, "
-                             "JOB_COMPLETION_INDEX or 0")
-    parser.add_argument("--require-shared-storage", action="store_true",
-                        help="refuse a SQLite storage (workers on separate machines would not share it)")
-    parser.add_argument("--print-matrix", type=int, metavar="N",
-                        help="print the worker indices 0..N-1 as a JSON list (a CI matrix) and exit")
+    parser.add_argument(
+        "--worker-index",
+        type=int,
+        default=None,
+        help="distinct per worker (seeds its sampler); default: TUNE_WORKER_INDEX, JOB_COMPLETION_INDEX or 0",
+    )
+    parser.add_argument(
+        "--require-shared-storage",
+        action="store_true",
+        help="refuse a SQLite storage (workers on separate machines would not share it)",
+    )
+    parser.add_argument(
+        "--print-matrix",
+        type=int,
+        metavar="N",
+        help="print the worker indices 0..N-1 as a JSON list (a CI matrix) and exit",
+    )
     args = parser.parse_args(argv)
     if args.print_matrix is not None:
         if not 1 <= args.print_matrix <= MAX_WORKERS:
-            raise PipelineError(f"--print-matrix: workers must be between 1 and {MAX_WORKERS}, "
-                                f"got {args.print_matrix}")
+            raise PipelineError(
+                f"--print-matrix: workers must be between 1 and {MAX_WORKERS}, got {args.print_matrix}"
+            )
         print(json.dumps(list(range(args.print_matrix))))
         return 0
     params = load_params(args.params)
@@ -168,17 +179,24 @@ def main(argv: list[str] | None = None) -> int:
             raise PipelineError(f"{args.prepared / name}: not found; run `dvc repro prepare` first")
     url = storage_url(params)
     if url.startswith("sqlite") and args.require_shared_storage:
-        raise PipelineError(f"OPTUNA_STORAGE: not set (storage would be {url}); workers on separate machines "
-                            "need one shared RDB, e.g. postgresql+psycopg://user:password@host/db")
+        raise PipelineError(
+            f"OPTUNA_STORAGE: not set (storage would be {url}); workers on separate machines "
+            "need one shared RDB, e.g. postgresql+psycopg://user:password@host/db"
+        )
     if url.startswith("sqlite"):
-        print(f"tune-worker: note: storage is {url}; set OPTUNA_STORAGE to a PostgreSQL URL to share the "
-              "study between machines", flush=True)
+        print(
+            f"tune-worker: note: storage is {url}; set OPTUNA_STORAGE to a PostgreSQL URL to share the "
+            "study between machines",
+            flush=True,
+        )
     optuna.logging.set_verbosity(logging.WARNING)
     index = worker_index(args.worker_index)
     with limit_threads(params):
         tally = run_worker(params, args.prepared, index, url)
-    print(f"tune-worker {index}: study {tally['study_name']}: ran {len(tally['trials'])} trial(s) "
-          f"({tally['complete']} complete, {tally['pruned']} pruned) in {tally['seconds']} s")
+    print(
+        f"tune-worker {index}: study {tally['study_name']}: ran {len(tally['trials'])} trial(s) "
+        f"({tally['complete']} complete, {tally['pruned']} pruned) in {tally['seconds']} s"
+    )
     return 0
 
 
