@@ -8,7 +8,7 @@ BENCH_TRIALS ?= 2
 BENCH_TUNE_TRIALS ?= 12
 # Benchmarks of other features join `make bench` when their make targets exist (the service one needs model/).
 BENCH_EXTRACT := $(if $(shell grep -lsE '^bench-extract:' mk/*.mk),bench-extract)
-BENCH_SERVE := $(if $(shell grep -lsE '^bench-serve:' mk/*.mk),repro bench-serve)
+BENCH_SERVE := $(if $(and $(wildcard bench/bench_serve.py),$(shell grep -lsE '^bench-serve:' mk/*.mk)),repro bench-serve)
 
 tune-worker: venv data ## One Optuna worker on the tune study in OPTUNA_STORAGE; start any number, then `dvc repro`
 	$(BIN)/dvc repro prepare

@@ -141,6 +141,7 @@ def test_claim_trial_counts_running_trials_against_the_budget(tmp_path):
     assert len(study.trials) == 2
 
 
+@pytest.mark.slow
 def test_sqlite_workers_share_the_budget(project, monkeypatch):
     """Without OPTUNA_STORAGE the worker uses params.yaml's SQLite file, guarded by a file lock."""
     params_path, prepared = project
