@@ -5,7 +5,7 @@ Start any number of workers, on any number of machines, against one storage (Pos
     export OPTUNA_STORAGE=postgresql+psycopg://user:password@host:5432/optuna
     make tune-worker TUNE_WORKER_INDEX=0      # on machine A
     make tune-worker TUNE_WORKER_INDEX=1      # on machine B ...
-    dvc repro             # `tune` finds the study complete, runs 0 trials and writes the best params
+    dvc repro --force --single-item tune && dvc repro    # `tune` finds the study complete, runs 0 trials
 
 Every worker opens the very study the stage opens (name = tune.study_name + fingerprint of the prepared
 data, search space, model and seed), so each needs the same `artifacts/prepared` (`dvc repro prepare` is
