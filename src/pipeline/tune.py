@@ -61,8 +61,16 @@ def storage_url(params: Params, env: dict[str, str] | None = None) -> str:
     return url
 
 
-def open_study(params: Params, fingerprint: str, url: str) -> optuna.Study:
-    sampler = optuna.samplers.TPESampler(seed=params.tune.seed)
+def prepared_fingerprint(params: Params, prepared: Path) -> str:
+    """The study fingerprint of a prepared-data directory (the stage and `pipeline.tune_worker` share it)."""
+    return study_fingerprint(params, [sha256_file(prepared / f"{s}.parquet") for s in ("train", "valid")])
+
+
+def open_study(
+    params: Params, fingerprint: str, url: str, sampler: optuna.samplers.BaseSampler | None = None
+) -> optuna.Study:
+    """Create or load the study; `sampler` defaults to TPE seeded with tune.seed (a worker passes its own)."""
+    sampler = sampler or optuna.samplers.TPESampler(seed=params.tune.seed)
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=params.tune.pruner.n_startup_trials, n_warmup_steps=params.tune.pruner.n_warmup_steps
     )
@@ -194,10 +202,7 @@ def run_tune(
 ) -> dict[str, Any]:
     train = pd.read_parquet(prepared / "train.parquet")
     valid = pd.read_parquet(prepared / "valid.parquet")
-    fingerprint = study_fingerprint(
-        params, [sha256_file(prepared / f"{s}.parquet") for s in ("train", "valid")]
-    )
-    study = open_study(params, fingerprint, storage_url(params))
+    study = open_study(params, prepared_fingerprint(params, prepared), storage_url(params))
     finished = [t for t in study.trials if t.state.is_finished()]
     remaining = max(0, params.tune.n_trials - len(finished))
     print(f"tune: study {study.study_name}: {len(finished)} trial(s) already done, running {remaining}")
