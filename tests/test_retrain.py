@@ -25,8 +25,16 @@ BIN = Path(sys.executable).parent
 def _env() -> dict[str, str]:
     env = dict(os.environ, PYTHONHASHSEED="0")
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    for name in ("CUTOFF", "RETRAIN_CHAMPION", "RETRAIN_CHAMPION_REV", "RETRAIN_OUT", "GITHUB_OUTPUT",
-                 "GITHUB_STEP_SUMMARY", "WAREHOUSE_URL", "OPTUNA_STORAGE"):
+    for name in (
+        "CUTOFF",
+        "RETRAIN_CHAMPION",
+        "RETRAIN_CHAMPION_REV",
+        "RETRAIN_OUT",
+        "GITHUB_OUTPUT",
+        "GITHUB_STEP_SUMMARY",
+        "WAREHOUSE_URL",
+        "OPTUNA_STORAGE",
+    ):
         env.pop(name, None)
     return env
 
@@ -34,7 +42,9 @@ def _env() -> dict[str, str]:
 def sh(repo: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, cwd=repo, env=_env(), capture_output=True, text=True)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} -> {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} -> {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -51,8 +61,9 @@ def tiny_params() -> dict:
     params["tune"]["n_trials"] = 0
     params["model"]["defaults"]["max_iter"] = 60
     params["evaluate"].update(importance_repeats=1, gate={"roc_auc": 0.55})
-    params["promotion"].update(min_improvement=0.01, floors={"roc_auc": 0.55},
-                               max_regression={"log_loss": 0.05})
+    params["promotion"].update(
+        min_improvement=0.01, floors={"roc_auc": 0.55}, max_regression={"log_loss": 0.05}
+    )
     return params
 
 
@@ -67,6 +78,8 @@ def champion_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo.mkdir()
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO_ROOT / name, repo / name)
+    # dvc.yaml names the stage modules as dependencies (the code that runs is the installed package).
+    shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     write_params(repo, tiny_params())
     sh(repo, "git", "init", "-q", "-b", "main")
     sh(repo, "git", "config", "user.email", "test@example.invalid")
@@ -90,8 +103,21 @@ def repo(champion_repo: Path, tmp_path: Path) -> Path:
 
 def append_months(repo: Path, months: list[str], drift: float, rows: int = 1500) -> None:
     for month in months:
-        py(repo, "-m", "pipeline.generate", "--params", "params.yaml", "--append-month", month, "--rows", str(rows),
-           "--concept-drift", str(drift), "--covariate-drift", str(drift))
+        py(
+            repo,
+            "-m",
+            "pipeline.generate",
+            "--params",
+            "params.yaml",
+            "--append-month",
+            month,
+            "--rows",
+            str(rows),
+            "--concept-drift",
+            str(drift),
+            "--covariate-drift",
+            str(drift),
+        )
 
 
 def retrain(repo: Path, *args: str) -> tuple[dict, str]:
@@ -139,7 +165,7 @@ def test_drifted_months_promote_the_challenger_once(repo: Path, tmp_path: Path) 
     metadata = json.loads((repo / "model/metadata.json").read_text())
     assert metadata["lineage"]["data_dvc_md5"] == data_dvc
 
-    # Proposing: a branch named from the data hash carrying data.dvc, dvc.lock, metrics and the lineage record.
+    # Proposing: a branch named from the data hash with data.dvc, dvc.lock, metrics and the lineage record.
     remote = tmp_path / "remote.git"
     sh(tmp_path, "git", "init", "-q", "--bare", str(remote))
     sh(repo, "git", "remote", "add", "origin", str(remote))
@@ -156,7 +182,9 @@ def test_drifted_months_promote_the_challenger_once(repo: Path, tmp_path: Path) 
     assert "already proposed" in decision["reasons"][0]
     assert decision["challenger"] is None
     sh(repo, "git", "switch", "-q", "main")
-    assert "already proposed" in propose(repo, promoted, repo / "retrain/report.md", push_data=False, open_pr=False)
+    assert "already proposed" in propose(
+        repo, promoted, repo / "retrain/report.md", push=False, open_pr=False
+    )
     heads = sh(repo, "git", "ls-remote", "--heads", str(remote)).stdout.strip().splitlines()
     assert len(heads) == 1
 
@@ -202,8 +230,12 @@ def test_a_bad_cutoff_is_one_clear_error(repo: Path) -> None:
 
 # --- the promotion rule ----------------------------------------------------------------------------
 
-RULE = PromotionRule(primary_metric="roc_auc", min_improvement=0.01, floors={"roc_auc": 0.7, "log_loss": 0.6},
-                     max_regression={"recall": 0.05, "log_loss": 0.02})
+RULE = PromotionRule(
+    primary_metric="roc_auc",
+    min_improvement=0.01,
+    floors={"roc_auc": 0.7, "log_loss": 0.6},
+    max_regression={"recall": 0.05, "log_loss": 0.02},
+)
 CHAMPION = {"roc_auc": 0.80, "recall": 0.70, "log_loss": 0.50}
 
 
@@ -228,8 +260,10 @@ def test_judge_without_a_champion_applies_only_the_floors() -> None:
     assert judge(None, {"roc_auc": 0.75, "log_loss": 0.55}, RULE)[0] == "promote"
     verdict, reasons, _ = judge(None, {"roc_auc": 0.65, "log_loss": 0.65}, RULE)
     assert verdict == "reject"
-    assert reasons == ["roc_auc 0.6500 breaks the floor roc_auc >= 0.7",
-                       "log_loss 0.6500 breaks the floor log_loss <= 0.6"]
+    assert reasons == [
+        "roc_auc 0.6500 breaks the floor roc_auc >= 0.7",
+        "log_loss 0.6500 breaks the floor log_loss <= 0.6",
+    ]
 
 
 def test_an_unknown_metric_in_the_rule_is_refused() -> None:

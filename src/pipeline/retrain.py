@@ -21,6 +21,7 @@ already proposed: nothing is pushed twice.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -510,12 +511,31 @@ def remote_branch_exists(root: Path, remote: str, branch: str) -> bool:
     return result.returncode == 0
 
 
+def pull_requests_from(root: Path, branch: str) -> list[int]:
+    """Numbers of pull requests (open, closed or merged) whose head is `branch` (GitHub CLI)."""
+    result = _run(
+        ["gh", "pr", "list", "--head", branch, "--state", "all", "--json", "number"], root, capture=True
+    )
+    return [pr["number"] for pr in json.loads(result.stdout or "[]")]
+
+
+def push_data(root: Path, decision: dict[str, Any]) -> str:
+    """`dvc push` a promoted challenger's data and model to the default DVC remote, if one is configured."""
+    if decision["decision"] != "promote":
+        return f"nothing to push: the decision is {decision['decision']}"
+    remote = _run(_dvc("remote", "default"), root, check=False, capture=True).stdout.strip()
+    if not remote:
+        return "no default DVC remote configured: the proposal's data and model stay in this cache only"
+    _run(_dvc("push"), root)
+    return f"pushed data and model to DVC remote '{remote}'"
+
+
 def propose(
     root: Path,
     decision: dict[str, Any],
     report: Path,
     remote: str = "origin",
-    push_data: bool = True,
+    push: bool = True,
     open_pr: bool = True,
 ) -> str:
     """Commit a promoted challenger on its own branch, push it, open a pull request; returns what happened."""
@@ -525,6 +545,8 @@ def propose(
     branch = decision["branch"]
     if remote_branch_exists(root, remote, branch):
         return f"already proposed: branch {branch} exists on {remote}; no new pull request"
+    if open_pr and (existing := pull_requests_from(root, branch)):
+        return f"already proposed: pull request #{existing[0]} came from {branch}; no new pull request"
     _run(["git", "switch", "-c", branch], root)
     paths = [p for p in PROPOSAL_PATHS if (root / p).exists()]
     _run(["git", "add", "--", *paths], root)
@@ -534,8 +556,8 @@ def propose(
         f"({decision['data']['window_start'][:10]} .. {decision['data']['window_end'][:10]})"
     )
     _run(["git", "commit", "-m", title, "-m", "\n".join(decision["reasons"])], root)
-    if push_data:
-        _run(_dvc("push"), root)
+    if push:
+        print(push_data(root, decision), file=sys.stderr)
     _run(["git", "push", remote, f"HEAD:refs/heads/{branch}"], root)
     if open_pr:
         _run(
@@ -574,7 +596,13 @@ def _github_outputs(decision: dict[str, Any], report: Path, output: str | None, 
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.retrain", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=["run", "propose"], default="run")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["run", "push", "propose"],
+        default="run",
+        help="run: retrain and decide; push: dvc push a promoted challenger; propose: open its PR",
+    )
     parser.add_argument("--params", default="params.yaml", type=Path)
     parser.add_argument(
         "--out",
@@ -609,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-dvc-push", action="store_true", help="propose: skip `dvc push`")
     args = parser.parse_args(argv)
     root = Path.cwd()
+    if args.command == "push":
+        print(push_data(root, read_json(args.out / "decision.json")))
+        return 0
     if args.command == "propose":
         print(
             propose(
@@ -616,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
                 read_json(args.out / "decision.json"),
                 args.out / "report.md",
                 args.remote,
-                push_data=not args.no_dvc_push,
+                push=not args.no_dvc_push,
                 open_pr=not args.no_pr,
             )
         )
