@@ -352,6 +352,7 @@ def run_retrain(
     from pipeline.lineage import build_record, write_record
 
     root = root.resolve()
+    params_path, out_dir, lineage_dir = (root / p for p in (params_path, out_dir, lineage_dir))
     rule = load_rule(params_path)
     rev = champion_rev or rule.champion_rev
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -426,11 +427,8 @@ def run_retrain(
 
     # 5. the lineage record of the challenger, whatever the verdict
     record = build_record(challenger_meta, decision, root)
-    decision["lineage_record"] = (
-        write_record(lineage_dir, record).relative_to(root).as_posix()
-        if lineage_dir.resolve().is_relative_to(root)
-        else str(write_record(lineage_dir, record))
-    )
+    path = write_record(lineage_dir, record)
+    decision["lineage_record"] = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     return _finish(decision, out_dir)
 
 
