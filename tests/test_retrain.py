@@ -79,7 +79,9 @@ def champion_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO_ROOT / name, repo / name)
     # dvc.yaml names the stage modules as dependencies (the code that runs is the installed package).
-    shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     write_params(repo, tiny_params())
     sh(repo, "git", "init", "-q", "-b", "main")
     sh(repo, "git", "config", "user.email", "test@example.invalid")
@@ -206,7 +208,8 @@ def test_underfitting_challenger_is_rejected_with_the_reason(repo: Path) -> None
     assert any("more than promotion.max_regression.log_loss" in r for r in decision["reasons"])
     record = json.loads((repo / decision["lineage_record"]).read_text())
     assert record["decision"]["decision"] == "reject"
-    assert "propose" not in (repo / "retrain/report.md").read_text().lower().split("decision")[0]
+    report = (repo / "retrain/report.md").read_text()
+    assert "Retrain decision: **reject**" in report and "Proposed from branch" not in report
     assert "nothing to propose" in py(repo, "-m", "pipeline.retrain", "propose").stdout
 
 

@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import PipelineError, cli_entrypoint
+from pipeline.extract import parse_cutoff
 from pipeline.io import read_json, write_json
 from pipeline.metrics import HIGHER_IS_BETTER
 
@@ -142,6 +143,9 @@ def judge(
                     f"{allowed}",
                 }
             )
+    for check in checks:  # a reason explains a failure; a passed check needs none
+        if check["passed"]:
+            check["reason"] = None
     failed = [c["reason"] for c in checks if not c["passed"]]
     if failed:
         return "reject", failed, checks
@@ -171,7 +175,7 @@ def duplicate_reason(data_hash: str, champion_meta: dict[str, Any] | None, linea
     for path, record in find_records(lineage_dir, data_hash=data_hash, decision="promote"):
         return (
             f"model {record.get('model_version')} was already proposed for this snapshot "
-            f"({data_hash[:12]}, {path.as_posix()})"
+            f"({data_hash[:12]}, {lineage_dir.name}/{path.name})"
         )
     return None
 
@@ -252,33 +256,24 @@ def resolve_champion(root: Path, rev: str, dest: Path) -> tuple[Path | None, str
     )
 
 
+# The files that decide what the pipeline produces: unmodified, the workspace reproduces the revision's model.
+PIPELINE_INPUTS = ("dvc.lock", "dvc.yaml", "params.yaml", "data.dvc", "src")
+
+
+def _commit_of(root: Path, rev: str) -> str:
+    result = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=root, capture_output=True, text=True
+    )
+    return result.stdout.strip()
+
+
 def _workspace_is(root: Path, rev: str) -> bool:
-    """Whether HEAD is `rev` and the files that define the pipeline's outputs are unmodified."""
-    heads = [
-        subprocess.run(
-            ["git", "rev-parse", "--verify", f"{r}^{{commit}}"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-        for r in (rev, "HEAD")
-    ]
-    if not heads[0] or heads[0] != heads[1]:
+    """Whether HEAD is `rev` and the pipeline's inputs are unmodified."""
+    commit = _commit_of(root, rev)
+    if not commit or commit != _commit_of(root, "HEAD"):
         return False
     return (
-        subprocess.run(
-            [
-                "git",
-                "diff",
-                "--quiet",
-                "HEAD",
-                "--",
-                "dvc.lock",
-                "dvc.yaml",
-                "params.yaml",
-                "data.dvc",
-                "src",
-            ],
-            cwd=root,
-        ).returncode
-        == 0
+        subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *PIPELINE_INPUTS], cwd=root).returncode == 0
     )
 
 
@@ -306,8 +301,6 @@ def record_new_data(root: Path, params_path: Path) -> str:
 def set_cutoff(params_path: Path, cutoff: str) -> None:
     """Write extract.cutoff into params.yaml, keeping its comments (DVC's own round-trip YAML editor)."""
     from dvc.utils.serialize import modify_yaml
-
-    from pipeline.extract import parse_cutoff
 
     parse_cutoff(cutoff)
     with modify_yaml(params_path) as data:
@@ -355,6 +348,8 @@ def run_retrain(
     params_path, out_dir, lineage_dir = (root / p for p in (params_path, out_dir, lineage_dir))
     rule = load_rule(params_path)
     rev = champion_rev or rule.champion_rev
+    if cutoff:
+        parse_cutoff(cutoff)  # a typo fails here, before anything is copied or trained
     out_dir.mkdir(parents=True, exist_ok=True)
 
     # 1. the champion, before the pipeline overwrites model/
@@ -461,14 +456,14 @@ def render_report(decision: dict[str, Any]) -> str:
     lines += [f"- {reason}" for reason in decision["reasons"]]
     lines += [
         "",
-        f"**Data**: snapshot `{data['snapshot_sha256'][:12]}`, {data['rows']:,} rows, "
+        f"- **Data**: snapshot `{data['snapshot_sha256'][:12]}`, {data['rows']:,} rows, "
         f"{data['window_start']} .. {data['window_end']} (cutoff {data['cutoff']}; {data['state']})",
-        f"**Champion**: `{decision['champion']['model_version']}` from {decision['champion']['source']}",
+        f"- **Champion**: `{decision['champion']['model_version']}` from {decision['champion']['source']}",
     ]
     challenger = decision.get("challenger")
     if challenger:
         lines.append(
-            f"**Challenger**: `{challenger['model_version']}`, scored with the champion on the same "
+            f"- **Challenger**: `{challenger['model_version']}`, scored with the champion on the same "
             f"newest test window ({decision['test_window']['rows']:,} rows)"
         )
         lines += ["", "| metric | champion | challenger | delta | check |", "|---|---:|---:|---:|---|"]
@@ -485,10 +480,13 @@ def render_report(decision: dict[str, Any]) -> str:
             lines.append(
                 f"| {metric} | {old_cell} | {new:.4f} | {delta} | {'; '.join(by_metric.get(metric, []))} |"
             )
+    lines.append("")
     if decision.get("lineage_record"):
-        lines += ["", f"Lineage record: `{decision['lineage_record']}`."]
+        lines.append(f"Lineage record: `{decision['lineage_record']}`.")
     if verdict == "promote":
-        lines += [f"Proposed on branch `{decision['branch']}`."]
+        lines.append(
+            f"Proposed from branch `{decision['branch']}`; merging it deploys through the normal flow."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -668,6 +666,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"decision: {decision['decision']}: " + "; ".join(decision["reasons"]))
     print(f"retrain: wrote {args.out / 'decision.json'} and {args.out / 'report.md'}")
+    if decision["decision"] == "reject":
+        print(
+            "retrain: the workspace holds the rejected challenger; to go back to the champion: "
+            "`git checkout -- dvc.lock data.dvc params.yaml metrics plots && dvc checkout`"
+        )
     return 0
 
 
