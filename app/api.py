@@ -18,7 +18,7 @@ bp = Blueprint("api", __name__)
 
 # Metadata fields /metadata returns (the drift reference is large and only for the monitoring jobs).
 METADATA_FIELDS = ("model_version", "trained_at", "code_version", "data", "params", "metrics", "features",
-                   "example", "label", "classes", "threshold", "libraries", "artifact")
+                   "example", "label", "classes", "threshold", "libraries", "artifact", "lineage")
 
 
 class ApiError(Exception):

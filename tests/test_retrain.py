@@ -150,7 +150,12 @@ def test_drifted_months_promote_the_challenger_once(repo: Path, tmp_path: Path) 
     assert decision["data"]["snapshot_sha256"] == data["snapshot_sha256"]
     assert data["cutoff"] == "2025-07-31"
     assert decision["branch"] == f"retrain/{data['snapshot_sha256'][:12]}"
-    assert "Retrain decision: **promote**" in (repo / "retrain/report.md").read_text()
+    report = (repo / "retrain/report.md").read_text()
+    assert "Retrain decision: **promote**" in report
+    # ... followed by the pull-request report against main, its images beside it
+    assert "### Against main's committed outputs" in report
+    assert "](pr-report/roc.png)" in report
+    assert (repo / "retrain/pr-report/roc.png").read_bytes().startswith(b"\x89PNG")
 
     # The lineage record of the promoted model names its data, params and code revision.
     record = json.loads((repo / decision["lineage_record"]).read_text())

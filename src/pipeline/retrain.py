@@ -424,7 +424,7 @@ def run_retrain(
     record = build_record(challenger_meta, decision, root)
     path = write_record(lineage_dir, record)
     decision["lineage_record"] = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
-    return _finish(decision, out_dir)
+    return _finish(decision, out_dir, root)
 
 
 def _rows(path: Path) -> int:
@@ -433,11 +433,40 @@ def _rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def _finish(decision: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+PR_REPORT_DIR = "pr-report"
+
+
+def pr_report(root: Path, base_rev: str, out: Path) -> str:
+    """The pull-request report (pipeline.report, `make report`) of the workspace against `base_rev`, as markdown
+    whose image links are relative to out's parent. This is the seam to the PR report: a fork without it (or
+    with another report) changes only this function."""
+    import re
+
+    try:
+        from pipeline.report import build_report
+    except ImportError:
+        return ""
+    try:
+        report = build_report(root, base_rev, out)
+    except PipelineError as exc:
+        return f"_The pull-request report could not be built: {exc}_\n"
+    text = report.markdown.read_text(encoding="utf-8")
+    return re.sub(r"\]\(([^()/:]+\.png)\)", rf"]({out.name}/\1)", text)
+
+
+def _finish(decision: dict[str, Any], out_dir: Path, root: Path | None = None) -> dict[str, Any]:
     from pipeline.io import atomic_write
 
     write_json(out_dir / "decision.json", decision)
     text = render_report(decision)
+    if root is not None and decision.get("challenger"):
+        text += (
+            f"\n---\n\n### Against {decision['rule']['champion_rev']}'s committed outputs\n\n"
+            f"The pull-request report: the challenger's outputs against the metrics `{decision['rule']['champion_rev']}` "
+            "committed for the champion on *its own* test window. With new data the windows differ; the "
+            "like-for-like comparison is the table above.\n\n"
+            + pr_report(root, decision["rule"]["champion_rev"], out_dir / PR_REPORT_DIR)
+        )
     atomic_write(out_dir / "report.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return decision
 
@@ -556,6 +585,14 @@ def propose(
         print(push_data(root, decision), file=sys.stderr)
     _run(["git", "push", remote, f"HEAD:refs/heads/{branch}"], root)
     if open_pr:
+        body = report.with_name("pr-body.md")
+        # Images cannot be attached to a PR body; CI posts the full report with images as a comment.
+        text = "\n".join(
+            line
+            for line in report.read_text(encoding="utf-8").splitlines()
+            if not line.lstrip().startswith("![")
+        )
+        body.write_text(text + "\n", encoding="utf-8")
         _run(
             [
                 "gh",
@@ -568,7 +605,7 @@ def propose(
                 "--title",
                 title,
                 "--body-file",
-                str(report),
+                str(body),
             ],
             root,
         )
