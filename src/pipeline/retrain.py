@@ -244,7 +244,8 @@ def resolve_champion(root: Path, rev: str, dest: Path) -> tuple[Path | None, str
         return dest, f"{rev} ({wanted}, via dvc get)"
     # Stored nowhere reachable (no DVC remote, a cold cache): when the workspace is `rev`, reproduce it. The
     # pipeline is deterministic, so this is the same model (same model_version); only trained_at differs.
-    if _workspace_is(root, rev):
+    # Not with a live warehouse: its newer rows would leak into the "champion".
+    if _workspace_is(root, rev) and not os.environ.get("WAREHOUSE_URL"):
         ensure_data(root, progress=lambda m: print(m, file=sys.stderr))
         _run(_dvc("repro", MODEL_STAGE), root)
         shutil.copytree(workspace, dest)
@@ -252,7 +253,7 @@ def resolve_champion(root: Path, rev: str, dest: Path) -> tuple[Path | None, str
     reason = (got.stderr.strip().splitlines() or ["unknown error"])[-1]
     raise PipelineError(
         f"champion: cannot get the model {rev} tracks ({wanted}) from the DVC cache or "
-        f"remote: {reason} (pass --champion DIR to name one)"
+        f"remote: {reason} (configure a DVC remote, or pass --champion DIR to name one)"
     )
 
 
