@@ -31,6 +31,7 @@ METADATA_FIELDS = (
     "threshold",
     "libraries",
     "artifact",
+    "lineage",
 )
 
 

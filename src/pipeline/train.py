@@ -24,6 +24,7 @@ from pipeline.artifact import save_model
 from pipeline.config import Params, SchemaParams, load_params
 from pipeline.errors import PipelineError, cli_entrypoint
 from pipeline.io import read_json, sha256_file
+from pipeline.lineage import training_lineage
 from pipeline.metrics import classification_metrics
 from pipeline.modeling import build_pipeline, features_frame, limit_threads, select_hyperparameters
 
@@ -160,6 +161,7 @@ def build_metadata(
         ),
         "metrics": {"test": test_metrics},
         "example": example_record(splits["test"], schema),
+        "lineage": training_lineage(),
     }
 
 
