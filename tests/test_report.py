@@ -338,3 +338,31 @@ def test_a_floor_removed_by_the_pr_still_applies() -> None:
         rules[1].detail
         == "recall 0.3 < the base's floor 0.4 (this PR removes it; merge a gate change on its own)"
     )
+
+
+def test_retrain_pr_is_judged_against_the_champion_on_its_own_test_window(tmp_path: Path) -> None:
+    # After drift the challenger scores lower than the base's numbers from an older window, but it beats the
+    # production model on the new window: the retrain job recorded that in lineage/, and the gate uses it.
+    pr_metrics = {**BASE_METRICS, "roc_auc": 0.74, "pr_auc": 0.50, "f1": 0.45}
+    repo = make_repo(tmp_path, pr_metrics)
+    assert (
+        run_cli(repo, tmp_path / "without").returncode == 1
+    )  # against the base's older window: a regression
+
+    champion = {**BASE_METRICS, "roc_auc": 0.55, "pr_auc": 0.30, "f1": 0.36}
+    record = {
+        "model_version": "abc",
+        "data": {"snapshot_sha256": "b" * 64},
+        "metrics": {"champion_on_test_window": champion},
+    }
+    (repo / "lineage").mkdir()
+    (repo / "lineage/abc.json").write_text(json.dumps(record))
+    result = run_cli(repo, tmp_path / "with")
+    assert result.returncode == 0, result.stderr
+    markdown = (tmp_path / "with/report.md").read_text()
+    assert "production model scored on this pull request's test window (lineage/abc.json)" in markdown
+    assert "roc_auc not worse than base (0.55 -> 0.74" in markdown
+
+    record["data"]["snapshot_sha256"] = "c" * 64  # a record about other data is no yardstick
+    (repo / "lineage/abc.json").write_text(json.dumps(record))
+    assert run_cli(repo, tmp_path / "other").returncode == 1

@@ -253,8 +253,32 @@ def regression_rules(
     return rules, notes
 
 
+def champion_on_same_window(
+    root: Path, pr: Outputs, base: Outputs
+) -> tuple[dict[str, Any] | None, str | None]:
+    """When the PR trained on new data (a retrain PR), the base's committed metrics come from an older test
+    window and are no fair yardstick. The retrain job scored the production model on the PR's own test window
+    and recorded it in lineage/<model_version>.json: use that instead, when it is there."""
+    pr_hash = (pr.data or {}).get("snapshot_sha256")
+    if not pr_hash or pr_hash == (base.data or {}).get("snapshot_sha256"):
+        return None, None
+    for path in sorted((root / "lineage").glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        champion = (record.get("metrics") or {}).get("champion_on_test_window")
+        if (record.get("data") or {}).get("snapshot_sha256") == pr_hash and isinstance(champion, dict):
+            return champion, f"lineage/{path.name}"
+    return None, None
+
+
 def judge(
-    base: Outputs, pr: Outputs, pr_policy: ReportParams | None, base_policy: ReportParams | None
+    base: Outputs,
+    pr: Outputs,
+    pr_policy: ReportParams | None,
+    base_policy: ReportParams | None,
+    same_window_base: tuple[dict[str, Any] | None, str | None] = (None, None),
 ) -> Verdict:
     if pr.evaluate is None:
         raise PipelineError(f"{EVALUATE}: not found in the working tree: run the pipeline first (`make run`)")
@@ -267,7 +291,15 @@ def judge(
         )
     base_floors = ((base.params or {}).get("evaluate") or {}).get("gate")
     rules = floor_rules(pr.gate, base_floors if isinstance(base_floors, dict) else None, pr.evaluate)
-    more_rules, more_notes = regression_rules(base.evaluate, pr.evaluate, policy)
+    champion, source = same_window_base
+    if champion is not None:
+        notes.append(
+            f"the training data changed: regressions are checked against the production model scored on this "
+            f"pull request's test window ({source}), not against the base's older window"
+        )
+    more_rules, more_notes = regression_rules(
+        champion if champion is not None else base.evaluate, pr.evaluate, policy
+    )
     rules += more_rules
     notes += more_notes
     return Verdict(passed=all(rule.passed for rule in rules), rules=rules, notes=notes)
@@ -612,7 +644,7 @@ def build_report(
 
     pr_policy = report_params(pr.params, f"{PARAMS} (PR)")
     base_policy = report_params(base.params, f"{PARAMS} (base {base_rev})")
-    verdict = judge(base, pr, pr_policy, base_policy)
+    verdict = judge(base, pr, pr_policy, base_policy, champion_on_same_window(root, pr, base))
     lower_is_better = (base_policy or pr_policy or ReportParams()).lower_is_better
 
     out.mkdir(parents=True, exist_ok=True)
