@@ -25,8 +25,8 @@ EPS = 1e-4
 @dataclass(frozen=True)
 class DriftResult:
     name: str
-    kind: str            # numeric | categorical | prediction
-    test: str            # ks | chi2
+    kind: str  # numeric | categorical | prediction
+    test: str  # ks | chi2
     psi: float
     statistic: float
     p_value: float
@@ -51,9 +51,15 @@ def _with_missing_bin(fractions: np.ndarray, null_fraction: float) -> np.ndarray
     return np.append(np.asarray(fractions, dtype=float) * (1.0 - null_fraction), null_fraction)
 
 
-def numeric_drift(name: str, reference: dict[str, Any], live: pd.Series, psi_threshold: float,
-                  alpha: float, kind: str = "numeric") -> DriftResult:
-    """PSI over the reference bins (+ missing) and a KS test of the present values against the reference sample."""
+def numeric_drift(
+    name: str,
+    reference: dict[str, Any],
+    live: pd.Series,
+    psi_threshold: float,
+    alpha: float,
+    kind: str = "numeric",
+) -> DriftResult:
+    """PSI over the reference bins (+ missing) and a KS test of the present values vs the reference sample."""
     from scipy.stats import ks_2samp
 
     values = pd.to_numeric(live, errors="coerce")
@@ -70,8 +76,11 @@ def numeric_drift(name: str, reference: dict[str, Any], live: pd.Series, psi_thr
         # shares of its distinct reference values instead (anything else counts as the last value's bin).
         levels = np.unique(sample)
         ref_fractions = np.array([np.mean(sample == v) for v in levels]) if len(levels) else np.array([1.0])
-        live_counts = np.array([np.sum(present == v) for v in levels[:-1]] +
-                               [np.sum(~np.isin(present, levels[:-1]))]) if len(levels) else np.array([0])
+        live_counts = (
+            np.array([np.sum(present == v) for v in levels[:-1]] + [np.sum(~np.isin(present, levels[:-1]))])
+            if len(levels)
+            else np.array([0])
+        )
     live_fractions = live_counts / max(1, len(present))
     value = psi(_with_missing_bin(ref_fractions, null_ref), _with_missing_bin(live_fractions, null_live))
     if len(present) and len(sample):
@@ -79,12 +88,23 @@ def numeric_drift(name: str, reference: dict[str, Any], live: pd.Series, psi_thr
         statistic, p_value = float(result.statistic), float(result.pvalue)
     else:
         statistic, p_value = float("nan"), float("nan")
-    return DriftResult(name, kind, "ks", value, statistic, p_value, int(len(values)), null_ref, null_live,
-                       bool(value >= psi_threshold and p_value < alpha))
+    return DriftResult(
+        name,
+        kind,
+        "ks",
+        value,
+        statistic,
+        p_value,
+        len(values),
+        null_ref,
+        null_live,
+        bool(value >= psi_threshold and p_value < alpha),
+    )
 
 
-def categorical_drift(name: str, reference: dict[str, Any], live: pd.Series, psi_threshold: float,
-                      alpha: float) -> DriftResult:
+def categorical_drift(
+    name: str, reference: dict[str, Any], live: pd.Series, psi_threshold: float, alpha: float
+) -> DriftResult:
     """PSI over the reference categories (+ unseen + missing) and a chi-square goodness-of-fit test."""
     from scipy.stats import chisquare
 
@@ -95,8 +115,11 @@ def categorical_drift(name: str, reference: dict[str, Any], live: pd.Series, psi
     present = text.dropna()
     null_live = float(text.isna().mean()) if len(text) else 0.0
     counts = present.value_counts()
-    observed = np.array([counts.get(c, 0) for c in categories] + [int(len(present) - counts.reindex(
-        categories).fillna(0).sum())], dtype=float)  # the last bin: values the training data never had
+    observed = np.array(
+        [counts.get(c, 0) for c in categories]
+        + [int(len(present) - counts.reindex(categories).fillna(0).sum())],
+        dtype=float,
+    )  # the last bin: values the training data never had
     ref_fractions = np.array([frequencies[c] for c in categories] + [0.0])
     live_fractions = observed / max(1.0, observed.sum())
     value = psi(_with_missing_bin(ref_fractions, null_ref), _with_missing_bin(live_fractions, null_live))
@@ -107,20 +130,40 @@ def categorical_drift(name: str, reference: dict[str, Any], live: pd.Series, psi
         statistic, p_value = float(result.statistic), float(result.pvalue)
     else:
         statistic, p_value = float("nan"), float("nan")
-    return DriftResult(name, "categorical", "chi2", value, statistic, p_value, int(len(text)), null_ref,
-                       null_live, bool(value >= psi_threshold and p_value < alpha))
+    return DriftResult(
+        name,
+        "categorical",
+        "chi2",
+        value,
+        statistic,
+        p_value,
+        len(text),
+        null_ref,
+        null_live,
+        bool(value >= psi_threshold and p_value < alpha),
+    )
 
 
-def feature_drift(reference: dict[str, Any], live: pd.DataFrame, numeric: list[str], categorical: list[str],
-                  psi_threshold: float, alpha: float) -> list[DriftResult]:
+def feature_drift(
+    reference: dict[str, Any],
+    live: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    psi_threshold: float,
+    alpha: float,
+) -> list[DriftResult]:
     """One result per feature, in schema order (numeric first, then categorical)."""
     out = [numeric_drift(n, reference["numeric"][n], live[n], psi_threshold, alpha) for n in numeric]
-    out += [categorical_drift(n, reference["categorical"][n], live[n], psi_threshold, alpha) for n in categorical]
+    out += [
+        categorical_drift(n, reference["categorical"][n], live[n], psi_threshold, alpha) for n in categorical
+    ]
     return out
 
 
-def prediction_drift(reference: dict[str, Any], probabilities: pd.Series, psi_threshold: float,
-                     alpha: float) -> DriftResult:
+def prediction_drift(
+    reference: dict[str, Any], probabilities: pd.Series, psi_threshold: float, alpha: float
+) -> DriftResult:
     """The distribution of predicted probabilities, live vs the training data's (same measures as numeric)."""
-    return numeric_drift("prediction", reference["prediction"], probabilities, psi_threshold, alpha,
-                         kind="prediction")
+    return numeric_drift(
+        "prediction", reference["prediction"], probabilities, psi_threshold, alpha, kind="prediction"
+    )
