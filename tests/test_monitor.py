@@ -351,3 +351,15 @@ def test_a_missing_log_table_is_a_clear_error(
         == 2
     )
     assert "prediction log sqlite:///" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("url", "ready"), [("sqlite:///x.db", "true"), ("", "false")])
+def test_preflight_tells_the_workflow_whether_a_log_is_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, url: str, ready: str
+) -> None:
+    outputs = tmp_path / "out.txt"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("PREDICTION_LOG_URL", url)
+    assert monitor.main(["--preflight"]) == 0
+    assert outputs.read_text() == f"ready={ready}\n"
+    assert ("::notice title=Monitoring skipped::" in capsys.readouterr().out) == (ready == "false")

@@ -632,6 +632,21 @@ def _parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def preflight() -> bool:
+    """In the workflow: is a production log configured? Without one (a fork, a new repository) say so in a
+    notice and let the job skip the rest, green."""
+    ready = bool(os.environ.get("PREDICTION_LOG_URL"))
+    if not ready:
+        print(
+            "::notice title=Monitoring skipped::no PREDICTION_LOG_URL secret: set it to the production "
+            "prediction log (README, section Monitoring)"
+        )
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as fh:
+            fh.write(f"ready={'true' if ready else 'false'}\n")
+    return ready
+
+
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.monitor", description=__doc__.splitlines()[0])
@@ -653,7 +668,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also write GitHub step outputs and the job summary (in GitHub Actions)",
     )
+    parser.add_argument(
+        "--preflight",
+        action="store_true",
+        help="only check that PREDICTION_LOG_URL is set (step output ready=true|false)",
+    )
     args = parser.parse_args(argv)
+    if args.preflight:
+        preflight()
+        return 0
     cfg, _ = monitor_params(args.params)
     command = "" if args.no_trigger else os.environ.get("MONITOR_TRIGGER_COMMAND", cfg.trigger_command)
     out_dir = args.out or Path(cfg.report_dir)
