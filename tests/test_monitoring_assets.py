@@ -1,4 +1,4 @@
-"""deploy/monitoring: the Prometheus alert rules and the Grafana dashboard load, are well-formed, and name only
+"""deploy/monitoring: the Prometheus alert rules and the Grafana dashboard load, are well-formed and name only
 series the service exports (read from app/observability.py's registry: a renamed metric fails here)."""
 
 from __future__ import annotations
