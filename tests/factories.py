@@ -28,19 +28,56 @@ def make_snapshot(n: int = 600, seed: int = 0, days: int = 360, end: str = "2025
     total[rng.random(n) < 0.05] = np.nan
     session = rng.gamma(2, 20, n).round(1)
     session[rng.random(n) < 0.05] = np.nan
-    return pd.DataFrame({
-        "customer_id": [f"C{seed}-{i:06d}" for i in range(n)],
-        "event_time": (end_ts - pd.to_timedelta(days * 86400 - offsets, unit="s")).astype("datetime64[us]"),
-        "tenure_months": tenure.astype("int64"),
-        "monthly_charges": monthly,
-        "total_charges": total,
-        "support_tickets": tickets.astype("int64"),
-        "avg_session_minutes": session,
-        "num_products": rng.integers(1, 6, n).astype("int64"),
-        "senior_citizen": (rng.random(n) < 0.15).astype("int64"),
-        "contract": contract,
-        "payment_method": rng.choice(["bank-transfer", "credit-card", "electronic-check", "mailed-check"], n),
-        "internet_service": rng.choice(["dsl", "fiber", "none"], n),
-        "region": rng.choice(["east", "north", "south", "west"], n),
-        "churned": churned,
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{seed}-{i:06d}" for i in range(n)],
+            "event_time": (end_ts - pd.to_timedelta(days * 86400 - offsets, unit="s")).astype(
+                "datetime64[us]"
+            ),
+            "tenure_months": tenure.astype("int64"),
+            "monthly_charges": monthly,
+            "total_charges": total,
+            "support_tickets": tickets.astype("int64"),
+            "avg_session_minutes": session,
+            "num_products": rng.integers(1, 6, n).astype("int64"),
+            "senior_citizen": (rng.random(n) < 0.15).astype("int64"),
+            "contract": contract,
+            "payment_method": rng.choice(
+                ["bank-transfer", "credit-card", "electronic-check", "mailed-check"], n
+            ),
+            "internet_service": rng.choice(["dsl", "fiber", "none"], n),
+            "region": rng.choice(["east", "north", "south", "west"], n),
+            "churned": churned,
+        }
+    )
+
+
+def raw_params() -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def params_with(overrides: dict | None = None) -> Params:
+    """params.yaml with dotted-key overrides, e.g. {"tune.n_trials": 2}."""
+    from pipeline.config import parse_params
+
+    raw = raw_params()
+    for dotted, value in (overrides or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return parse_params(raw)
+
+
+def write_splits(df: pd.DataFrame, out_dir, params: Params | None = None) -> dict[str, pd.DataFrame]:
+    from pipeline.prepare import split_by_time
+
+    params = params or default_params()
+    splits = split_by_time(df, params.schema, params.prepare)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, part in splits.items():
+        part.to_parquet(out_dir / f"{name}.parquet", index=False)
+    return splits

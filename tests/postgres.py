@@ -44,27 +44,76 @@ def postgres_server(workdir: Path) -> Iterator[str]:
     datadir, sockdir = workdir / "pgdata", workdir / "pgsock"
     sockdir.mkdir(parents=True, exist_ok=True)
     os.chmod(sockdir, 0o777)
-    subprocess.run([*run_as, _find_bin("initdb"), "-D", str(datadir), "-U", user, "-A", "trust",
-                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [
+            *run_as,
+            _find_bin("initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            user,
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     port = _free_port()
     log = workdir / "postgres.log"
+    log_file = open(log, "wb")  # noqa: SIM115 - open as long as the server runs; closed in `finally`
     proc = subprocess.Popen(
-        [*run_as, _find_bin("postgres"), "-D", str(datadir), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(sockdir), "-c", "fsync=off", "-c", "full_page_writes=off"],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env,  # noqa: SIM115 - lives as long as the server
+        [
+            *run_as,
+            _find_bin("postgres"),
+            "-D",
+            str(datadir),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(sockdir),
+            "-c",
+            "fsync=off",
+            "-c",
+            "full_page_writes=off",
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 30
         while True:
-            ready = subprocess.run([_find_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                                   capture_output=True)
+            ready = subprocess.run(
+                [_find_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+            )
             if ready.returncode == 0:
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"postgres did not start: {log.read_text()[-2000:]}")
             time.sleep(0.2)
-        subprocess.run([_find_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres",
-                        "-c", "CREATE DATABASE test"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                _find_bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+                "-c",
+                "CREATE DATABASE test",
+            ],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql+psycopg://{user}@127.0.0.1:{port}/test"
     finally:
         proc.terminate()
@@ -72,5 +121,6 @@ def postgres_server(workdir: Path) -> Iterator[str]:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log_file.close()
         if run_as:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from pipeline.errors import PipelineError
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# skops refers to objects by id() ("__id__": 1406...) and names array files after it ("1406....npy").
+_OBJECT_REFERENCE = re.compile(r'("__id__": |"file": ")(\d+)(\.npy"|(?=[,}\s]))')
 # Type-name prefixes a model may contain. Anything else in a model file is refused at load time.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "builtins.", "collections.")
 # skops checks the function a partial wraps against the same allow-list (scikit-learn stores partials of its
@@ -34,17 +37,30 @@ class ArtifactError(PipelineError):
 
 
 def dumps_deterministic(estimator: Any) -> bytes:
+    """skops bytes that depend only on the model: fixed zip timestamps, and the memory addresses skops uses as
+    object ids and array file names replaced by their order of first appearance."""
     import skops.io as sio
 
-    raw = sio.dumps(estimator)
-    src = zipfile.ZipFile(io.BytesIO(raw))
+    src = zipfile.ZipFile(io.BytesIO(sio.dumps(estimator)))
+    schema = src.read("schema.json").decode("utf-8")
+    renumber: dict[str, str] = {}
+
+    def stable(number: str) -> str:
+        return renumber.setdefault(number, str(len(renumber) + 1))
+
+    schema = _OBJECT_REFERENCE.sub(lambda m: m.group(1) + stable(m.group(2)) + m.group(3), schema)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
-        for name in sorted(src.namelist()):
+        entries = {"schema.json": schema.encode("utf-8")}
+        for name in src.namelist():
+            if name != "schema.json":
+                stem, dot, ext = name.partition(".")
+                entries[f"{renumber.get(stem, stem)}{dot}{ext}"] = src.read(name)
+        for name in sorted(entries):
             info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            dst.writestr(info, src.read(name))
+            dst.writestr(info, entries[name])
     return out.getvalue()
 
 

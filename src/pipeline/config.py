@@ -35,6 +35,8 @@ class DataParams(_Section):
 class WarehouseParams(_Section):
     table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     files: str
+    # DuckDB only: above this its sorts and joins spill to a temporary directory instead of growing in memory.
+    duckdb_memory_limit: str = Field(default="512MB", pattern=r"^\d+(\.\d+)?\s*([KMGT]i?B)$")
 
 
 class ExtractParams(_Section):
@@ -160,7 +162,7 @@ class Params(BaseModel):
     evaluate: EvaluateParams
 
     @property
-    def schema(self) -> SchemaParams:  # noqa: D401 - `schema` shadows a pydantic name, hence the alias
+    def schema(self) -> SchemaParams:
         return self.schema_
 
     def section(self, name: str) -> dict[str, Any]:

@@ -41,13 +41,25 @@ def curves(y_true: np.ndarray, proba: np.ndarray, threshold: float, bins: int) -
     predicted = (proba >= threshold).astype(int)
     r4 = lambda v: round(float(v), 4)  # noqa: E731
     return {
-        "roc": _thin([{"fpr": r4(f), "tpr": r4(t), "threshold": r4(min(h, 1.0))}
-                      for f, t, h in zip(fpr, tpr, thr, strict=True)]),
-        "precision_recall": _thin([{"recall": r4(r), "precision": r4(p)}
-                                   for r, p in zip(recall[::-1], precision[::-1], strict=True)]),
-        "calibration": [{"mean_predicted": r4(m), "fraction_positive": r4(f)}
-                        for m, f in zip(mean_pred, frac_pos, strict=True)],
-        "confusion": [{"actual": int(a), "predicted": int(p)} for a, p in zip(y_true, predicted, strict=True)],
+        "roc": _thin(
+            [
+                {"fpr": r4(f), "tpr": r4(t), "threshold": r4(min(h, 1.0))}
+                for f, t, h in zip(fpr, tpr, thr, strict=True)
+            ]
+        ),
+        "precision_recall": _thin(
+            [
+                {"recall": r4(r), "precision": r4(p)}
+                for r, p in zip(recall[::-1], precision[::-1], strict=True)
+            ]
+        ),
+        "calibration": [
+            {"mean_predicted": r4(m), "fraction_positive": r4(f)}
+            for m, f in zip(mean_pred, frac_pos, strict=True)
+        ],
+        "confusion": [
+            {"actual": int(a), "predicted": int(p)} for a, p in zip(y_true, predicted, strict=True)
+        ],
     }
 
 
@@ -55,19 +67,30 @@ def feature_importance(model, x: pd.DataFrame, y: np.ndarray, repeats: int, seed
     """Permutation importance on the test window: the drop in ROC AUC when a feature is shuffled."""
     result = permutation_importance(model, x, y, scoring="roc_auc", n_repeats=repeats, random_state=seed)
     order = np.argsort(-result.importances_mean)
-    return [{"feature": str(x.columns[i]), "importance": round(float(result.importances_mean[i]), 5)}
-            for i in order]
+    return [
+        {"feature": str(x.columns[i]), "importance": round(float(result.importances_mean[i]), 5)}
+        for i in order
+    ]
 
 
 def apply_gate(metrics: dict[str, float], floors: dict[str, float]) -> dict[str, Any]:
     rules = []
     for name, floor in floors.items():
         if name not in metrics:
-            raise PipelineError(f"params.yaml: evaluate.gate.{name}: unknown metric (one of {sorted(metrics)})")
+            raise PipelineError(
+                f"params.yaml: evaluate.gate.{name}: unknown metric (one of {sorted(metrics)})"
+            )
         value = metrics[name]
         ok = bool(value >= floor) if HIGHER_IS_BETTER[name] else bool(value <= floor)
-        rules.append({"metric": name, "floor": floor, "value": value, "passed": ok,
-                      "rule": f"{name} {'>=' if HIGHER_IS_BETTER[name] else '<='} {floor}"})
+        rules.append(
+            {
+                "metric": name,
+                "floor": floor,
+                "value": value,
+                "passed": ok,
+                "rule": f"{name} {'>=' if HIGHER_IS_BETTER[name] else '<='} {floor}",
+            }
+        )
     failed = [r["metric"] for r in rules if not r["passed"]]
     return {"passed": not failed, "rules": rules, "failed": failed}
 
@@ -91,20 +114,28 @@ def plot_images(data: dict[str, list[dict]], importance: list[dict], out: Path) 
     save(fig, "roc")
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    ax.plot([p["recall"] for p in data["precision_recall"]], [p["precision"] for p in data["precision_recall"]])
+    ax.plot(
+        [p["recall"] for p in data["precision_recall"]], [p["precision"] for p in data["precision_recall"]]
+    )
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curve (test window)", ylim=(0, 1.02))
     save(fig, "precision_recall")
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
-    ax.plot([p["mean_predicted"] for p in data["calibration"]],
-            [p["fraction_positive"] for p in data["calibration"]], "o-", label="model")
+    ax.plot(
+        [p["mean_predicted"] for p in data["calibration"]],
+        [p["fraction_positive"] for p in data["calibration"]],
+        "o-",
+        label="model",
+    )
     ax.set(xlabel="mean predicted probability", ylabel="fraction of positives", title="Calibration")
     ax.legend(loc="upper left")
     save(fig, "calibration")
 
     pairs = pd.DataFrame(data["confusion"])
-    matrix = pd.crosstab(pairs["actual"], pairs["predicted"]).reindex(index=[0, 1], columns=[0, 1], fill_value=0)
+    matrix = pd.crosstab(pairs["actual"], pairs["predicted"]).reindex(
+        index=[0, 1], columns=[0, 1], fill_value=0
+    )
     fig, ax = plt.subplots(figsize=(4.5, 4), dpi=100)
     ax.imshow(matrix.to_numpy(), cmap="Blues")
     for (i, j), v in np.ndenumerate(matrix.to_numpy()):
@@ -119,17 +150,19 @@ def plot_images(data: dict[str, list[dict]], importance: list[dict], out: Path) 
     save(fig, "feature_importance")
 
 
-def run_evaluate(params: Params, model_dir: Path, prepared: Path, metrics_path: Path, plots_dir: Path,
-                 gate_path: Path) -> dict[str, Any]:
+def run_evaluate(
+    params: Params, model_dir: Path, prepared: Path, metrics_path: Path, plots_dir: Path, gate_path: Path
+) -> dict[str, Any]:
     model, _ = load_model(model_dir)
     test = pd.read_parquet(prepared / "test.parquet")
     schema, ev = params.schema, params.evaluate
     x, y = features_frame(test, schema), test[schema.label].to_numpy().astype(int)
-    proba = model.predict_proba(x)[:, 1]
+    with limit_threads(params):
+        proba = model.predict_proba(x)[:, 1]
+        importance = feature_importance(model, x, y, ev.importance_repeats, ev.seed)
     metrics = classification_metrics(y, proba, ev.threshold)
     metrics.update({"n_test": len(test), "positive_rate": float(y.mean()), "threshold": ev.threshold})
     data = curves(y, proba, ev.threshold, ev.calibration_bins)
-    importance = feature_importance(model, x, y, ev.importance_repeats, ev.seed)
     gate = apply_gate(metrics, ev.gate)
     for name, points in {**data, "feature_importance": importance}.items():
         write_json(plots_dir / f"{name}.json", points)
@@ -149,16 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plots", required=True, type=Path)
     parser.add_argument("--gate", required=True, type=Path)
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    with limit_threads(params):
-        result = run_evaluate(params, args.model, args.prepared, args.metrics, args.plots, args.gate)
+    result = run_evaluate(
+        load_params(args.params), args.model, args.prepared, args.metrics, args.plots, args.gate
+    )
     m = result["metrics"]
-    print(f"evaluate: test roc_auc {m['roc_auc']:.4f}  pr_auc {m['pr_auc']:.4f}  f1 {m['f1']:.4f}  "
-          f"recall {m['recall']:.4f}  ({m['n_test']} rows)")
+    print(
+        f"evaluate: test roc_auc {m['roc_auc']:.4f}  pr_auc {m['pr_auc']:.4f}  f1 {m['f1']:.4f}  "
+        f"recall {m['recall']:.4f}  ({m['n_test']} rows)"
+    )
     gate = result["gate"]
     if not gate["passed"]:
-        broken = "; ".join(f"{r['metric']} = {r['value']:.4f} breaks {r['rule']}"
-                           for r in gate["rules"] if not r["passed"])
+        broken = "; ".join(
+            f"{r['metric']} = {r['value']:.4f} breaks {r['rule']}" for r in gate["rules"] if not r["passed"]
+        )
         raise PipelineError(f"quality gate failed (params.yaml evaluate.gate): {broken}")
     print("evaluate: quality gate passed")
     return 0

@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -124,7 +127,11 @@ class DuckDBWarehouse:
             files = str(base_dir / files)
         reader = "read_csv_auto" if files.lower().endswith((".csv", ".csv.gz")) else "read_parquet"
         self.name = f"duckdb over {warehouse.files}"
-        self._con = duckdb.connect()
+        # Spill to a private temporary directory (DuckDB's default is ./.tmp in the working directory).
+        self._spill_dir = tempfile.mkdtemp(prefix="extract-duckdb-")
+        self._con = duckdb.connect(
+            config={"memory_limit": warehouse.duckdb_memory_limit, "temp_directory": self._spill_dir}
+        )
         try:
             self._con.execute(f'CREATE VIEW "{warehouse.table}" AS SELECT * FROM {reader}({_sql_str(files)})')
         except duckdb.Error as exc:
@@ -138,13 +145,16 @@ class DuckDBWarehouse:
 
     def batches(self, query: str, binds: dict, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         try:
-            reader = self._con.sql(_BIND.sub(r"$\1", query), params=binds).to_arrow_reader(chunk_rows)
+            used = {name: binds[name] for name in _BIND.findall(query)}  # DuckDB refuses unused values
+            sql = _BIND.sub(r"$\1", query)
+            reader = self._con.sql(sql, params=used or None).to_arrow_reader(chunk_rows)
             yield from reader
         except self._duckdb.Error as exc:
             raise PipelineError(f"params.yaml: extract.query: {_first_line(exc)}") from exc
 
     def close(self) -> None:
         self._con.close()
+        shutil.rmtree(self._spill_dir, ignore_errors=True)
 
 
 class SQLAlchemyWarehouse:
@@ -244,8 +254,8 @@ def extract_snapshot(
                 chunk = _conform(batch, types)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, chunk.schema, compression="zstd")
-                elif chunk.schema != writer.schema.to_arrow_schema():
-                    chunk = chunk.cast(writer.schema.to_arrow_schema())
+                elif chunk.schema != writer.schema:
+                    chunk = chunk.cast(writer.schema)  # e.g. a column that was all-null in the first chunk
                 _count(chunk, schema.label, stats)
                 pending.append(chunk)
                 pending_rows += chunk.num_rows
@@ -289,6 +299,19 @@ def _count(chunk: pa.Table, label: str, stats: dict) -> None:
         stats["positives"] += pc.sum(column).as_py() or 0
 
 
+def _every(seconds: float) -> Progress:
+    """A progress printer (stderr) that prints at most once per `seconds`: rows so far, not a flood."""
+    last = [float("-inf")]
+
+    def show(message: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            print(message, file=sys.stderr, flush=True)
+
+    return show
+
+
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -321,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             params.schema,
             params.warehouse.table,
             args.out,
-            progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+            progress=_every(2.0),
         )
     finally:
         warehouse.close()

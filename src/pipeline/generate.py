@@ -110,6 +110,9 @@ _COEF_AFTER = {
 _LATENT_SD = 0.9
 
 
+_WRITE_OPTIONS = {"compression": "zstd", "row_group_size": 1 << 20}
+
+
 def parse_month(text: str) -> tuple[int, int]:
     """'2024-01' -> (2024, 1); anything else is a clear error."""
     match = re.fullmatch(r"(\d{4})-(\d{2})", text)
@@ -248,10 +251,22 @@ def generate_month(
 
 
 def _poisson_from_uniform(u: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """Poisson quantiles of shared uniforms (so a changed rate moves counts monotonically, draw by draw)."""
-    from scipy.stats import poisson
+    """Poisson quantiles of shared uniforms (so a changed rate moves counts monotonically, draw by draw).
 
-    return poisson.ppf(u, rate).astype(np.int64)
+    The smallest k with CDF(k) >= u, by summing the probability mass; rates here are small, so few terms.
+    """
+    rate = np.broadcast_to(np.asarray(rate, dtype=float), u.shape)
+    pmf = np.exp(-rate)
+    cdf = pmf.copy()
+    k = np.zeros(u.shape, dtype=np.int64)
+    for term in range(1, 200):
+        below = u > cdf
+        if not below.any():
+            break
+        k += below
+        pmf = pmf * rate / term
+        cdf = cdf + pmf
+    return k
 
 
 def _with_schema_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -279,9 +294,7 @@ def month_records(
 def write_month(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write one month atomically; the same frame gives the same bytes (pinned pyarrow, no timestamps)."""
     table = to_arrow(frame)
-    return atomic_write(
-        path, lambda tmp: pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
-    )
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp, **_WRITE_OPTIONS))
 
 
 def month_path(events_dir: str | Path, month: str) -> Path:
@@ -338,9 +351,22 @@ def main(argv: list[str] | None = None) -> int:
         data.covariate_drift if args.covariate_drift is None else args.covariate_drift,
         data.concept_drift if args.concept_drift is None else args.concept_drift,
     )
-    path = write_month(frame, month_path(out_dir / EVENTS_SUBDIR, month))
+    path = month_path(out_dir / EVENTS_SUBDIR, month)
+    if path.exists():
+        # Appending never rewrites history: a month already recorded stays as it is.
+        if _parquet_bytes(frame) != path.read_bytes():
+            raise PipelineError(f"{path}: already exists with other data; appending never rewrites a month")
+        print(f"generate: {path} already holds exactly this month; nothing to do")
+        return 0
+    write_month(frame, path)
     print(f"generate: wrote {path} ({len(frame)} rows, {frame['churned'].mean():.1%} churned)")
     return 0
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(to_arrow(frame), sink, **_WRITE_OPTIONS)
+    return sink.getvalue().to_pybytes()
 
 
 if __name__ == "__main__":

@@ -6,8 +6,16 @@ import numpy as np
 from sklearn import metrics as skm
 
 # Metrics where a larger value is better; log_loss and brier are smaller-is-better.
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "f1": True, "precision": True, "recall": True,
-                    "accuracy": True, "log_loss": False, "brier": False}
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "pr_auc": True,
+    "f1": True,
+    "precision": True,
+    "recall": True,
+    "accuracy": True,
+    "log_loss": False,
+    "brier": False,
+}
 
 
 def classification_metrics(y_true, proba, threshold: float) -> dict[str, float]:

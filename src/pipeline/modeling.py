@@ -22,8 +22,13 @@ from pipeline.config import ModelParams, SchemaParams
 
 # Hyperparameters each model type accepts (everything else in a params dict is ignored for that type).
 HYPERPARAMETERS = {
-    "hist_gradient_boosting": ("learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf",
-                               "l2_regularization"),
+    "hist_gradient_boosting": (
+        "learning_rate",
+        "max_iter",
+        "max_leaf_nodes",
+        "min_samples_leaf",
+        "l2_regularization",
+    ),
     "logistic_regression": ("C",),
 }
 INT_HYPERPARAMETERS = {"max_iter", "max_leaf_nodes", "min_samples_leaf"}
@@ -53,7 +58,9 @@ def select_hyperparameters(model: ModelParams, overrides: dict[str, Any] | None 
     """Defaults from params.yaml `model.defaults`, overridden by tuned values, for this model type only."""
     merged = {**model.defaults, **(overrides or {})}
     keys = HYPERPARAMETERS[model.type]
-    return {k: (int(merged[k]) if k in INT_HYPERPARAMETERS else float(merged[k])) for k in keys if k in merged}
+    return {
+        k: (int(merged[k]) if k in INT_HYPERPARAMETERS else float(merged[k])) for k in keys if k in merged
+    }
 
 
 def build_pipeline(schema: SchemaParams, model: ModelParams, hyperparameters: dict[str, Any]) -> Pipeline:
@@ -67,26 +74,49 @@ def build_pipeline(schema: SchemaParams, model: ModelParams, hyperparameters: di
         preprocess = ColumnTransformer(
             [
                 ("num", "passthrough", numeric),
-                ("cat", OrdinalEncoder(categories=categories, handle_unknown="use_encoded_value",
-                                       unknown_value=np.nan, encoded_missing_value=np.nan), categorical),
+                (
+                    "cat",
+                    OrdinalEncoder(
+                        categories=categories,
+                        handle_unknown="use_encoded_value",
+                        unknown_value=np.nan,
+                        encoded_missing_value=np.nan,
+                    ),
+                    categorical,
+                ),
             ],
             verbose_feature_names_out=False,
         )
         is_categorical = [False] * len(numeric) + [True] * len(categorical)
         estimator = HistGradientBoostingClassifier(
-            categorical_features=is_categorical, early_stopping=False, class_weight=class_weight,
-            random_state=model.seed, **hp,
+            categorical_features=is_categorical,
+            early_stopping=False,
+            class_weight=class_weight,
+            random_state=model.seed,
+            **hp,
         )
     else:
         preprocess = ColumnTransformer(
             [
-                ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-                 numeric),
-                ("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                                  ("onehot", OneHotEncoder(categories=categories, handle_unknown="ignore"))]),
-                 categorical),
+                (
+                    "num",
+                    Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                    numeric,
+                ),
+                (
+                    "cat",
+                    Pipeline(
+                        [
+                            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                            ("onehot", OneHotEncoder(categories=categories, handle_unknown="ignore")),
+                        ]
+                    ),
+                    categorical,
+                ),
             ],
             verbose_feature_names_out=False,
         )
-        estimator = LogisticRegression(class_weight=class_weight, random_state=model.seed, max_iter=2000, **hp)
+        estimator = LogisticRegression(
+            class_weight=class_weight, random_state=model.seed, max_iter=2000, **hp
+        )
     return Pipeline([("preprocess", preprocess), ("classifier", estimator)])

@@ -24,8 +24,11 @@ def split_by_time(df: pd.DataFrame, schema: SchemaParams, prepare: PrepareParams
     newest = time.max()
     test_start = newest - pd.Timedelta(days=prepare.test_days)
     valid_start = test_start - pd.Timedelta(days=prepare.valid_days)
-    masks = {"train": time <= valid_start, "valid": (time > valid_start) & (time <= test_start),
-             "test": time > test_start}
+    masks = {
+        "train": time <= valid_start,
+        "valid": (time > valid_start) & (time <= test_start),
+        "test": time > test_start,
+    }
     columns = [schema.id_column, schema.time_column, *schema.feature_names, schema.label]
     splits = {}
     for name, mask in masks.items():
@@ -40,14 +43,17 @@ def split_by_time(df: pd.DataFrame, schema: SchemaParams, prepare: PrepareParams
     return splits
 
 
-def run_prepare(params_path: str | Path, snapshot: str | Path, validation: str | Path,
-                out_dir: str | Path) -> dict[str, pd.DataFrame]:
+def run_prepare(
+    params_path: str | Path, snapshot: str | Path, validation: str | Path, out_dir: str | Path
+) -> dict[str, pd.DataFrame]:
     params = load_params(params_path)
     if not read_json(validation).get("passed"):
         raise PipelineError(f"{validation}: the snapshot did not pass validation")
     splits = split_by_time(pd.read_parquet(snapshot), params.schema, params.prepare)
     for name, part in splits.items():
-        atomic_write(Path(out_dir) / f"{name}.parquet", lambda tmp, part=part: part.to_parquet(tmp, index=False))
+        atomic_write(
+            Path(out_dir) / f"{name}.parquet", lambda tmp, part=part: part.to_parquet(tmp, index=False)
+        )
     return splits
 
 

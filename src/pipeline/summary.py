@@ -22,11 +22,15 @@ def render_summary(root: Path) -> str:
     meta = _load(root / "model/metadata.json")
     lines = ["", "== Pipeline summary =="]
     if data:
-        lines.append(f"data      {data.get('rows')} rows, {data.get('window_start')} .. {data.get('window_end')}"
-                     f" (snapshot {str(data.get('snapshot_sha256', ''))[:12]})")
+        lines.append(
+            f"data      {data.get('rows')} rows, {data.get('window_start')} .. {data.get('window_end')}"
+            f" (snapshot {str(data.get('snapshot_sha256', ''))[:12]})"
+        )
     if tune:
-        lines.append(f"tuning    {tune.get('n_trials_complete')} trials complete, {tune.get('n_trials_pruned')} "
-                     f"pruned; best validation {tune.get('metric')} {tune.get('best_value')}")
+        lines.append(
+            f"tuning    {tune.get('n_trials_complete')} trials complete, {tune.get('n_trials_pruned')} "
+            f"pruned; best validation {tune.get('metric')} {tune.get('best_value')}"
+        )
     if meta:
         lines.append(f"model     {meta.get('model_version')} ({meta['params']['model_type']}) in model/")
     if metrics:
@@ -38,8 +42,11 @@ def render_summary(root: Path) -> str:
         lines.append(f"gate      {verdict} ({rules})")
     if not (metrics or gate):
         lines.append("no metrics yet: run `make run`")
-    lines += ["plots     plots/evaluate/*.png, plots/tune/optimization_history.png",
-              "next      `make serve` to serve the model, `dvc exp run -S tune.n_trials=30` to experiment", ""]
+    lines += [
+        "plots     plots/evaluate/*.png, plots/tune/optimization_history.png",
+        "next      `make serve` to serve the model, `dvc exp run -S tune.n_trials=30` to experiment",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -46,22 +46,34 @@ def numeric_reference(values: pd.Series, sample_size: int, seed: int) -> dict[st
     }
 
 
-def reference_statistics(x: pd.DataFrame, proba: np.ndarray, schema: SchemaParams, sample_size: int,
-                         seed: int) -> dict[str, Any]:
+def reference_statistics(
+    x: pd.DataFrame, proba: np.ndarray, schema: SchemaParams, sample_size: int, seed: int
+) -> dict[str, Any]:
     """What the training data looked like: the baseline that monitoring compares live traffic against."""
     numeric = {n: numeric_reference(x[n], sample_size, seed) for n in schema.numeric_features}
     categorical = {}
     for name in schema.categorical_features:
         freq = x[name].value_counts(normalize=True, dropna=True)
-        categorical[name] = {"frequencies": {str(k): float(v) for k, v in sorted(freq.items())},
-                             "null_fraction": float(x[name].isna().mean())}
+        categorical[name] = {
+            "frequencies": {str(k): float(v) for k, v in sorted(freq.items())},
+            "null_fraction": float(x[name].isna().mean()),
+        }
     prediction = numeric_reference(pd.Series(proba), sample_size, seed)
     return {"numeric": numeric, "categorical": categorical, "prediction": prediction}
 
 
 def feature_schema(schema: SchemaParams) -> list[dict[str, Any]]:
-    return [{"name": name, "type": spec.type, "nullable": spec.nullable, "min": spec.min, "max": spec.max,
-             "allowed": spec.allowed} for name, spec in schema.features.items()]
+    return [
+        {
+            "name": name,
+            "type": spec.type,
+            "nullable": spec.nullable,
+            "min": spec.min,
+            "max": spec.max,
+            "allowed": spec.allowed,
+        }
+        for name, spec in schema.features.items()
+    ]
 
 
 def example_record(df: pd.DataFrame, schema: SchemaParams) -> dict[str, Any]:
@@ -69,10 +81,18 @@ def example_record(df: pd.DataFrame, schema: SchemaParams) -> dict[str, Any]:
     x = features_frame(df, schema)
     complete = x.dropna()
     row = (complete if len(complete) else x).iloc[0]
-    return {name: (None if pd.isna(row[name]) else
-                   int(row[name]) if schema.features[name].type == "int" else
-                   float(row[name]) if schema.features[name].type == "float" else str(row[name]))
-            for name in schema.feature_names}
+    return {
+        name: (
+            None
+            if pd.isna(row[name])
+            else int(row[name])
+            if schema.features[name].type == "int"
+            else float(row[name])
+            if schema.features[name].type == "float"
+            else str(row[name])
+        )
+        for name in schema.feature_names
+    }
 
 
 def code_version() -> str:
@@ -92,44 +112,60 @@ def trained_at() -> str:
 def train_model(params: Params, splits: dict[str, pd.DataFrame], tuned: dict[str, Any]):
     """Fit the pipeline; returns (fitted pipeline, test-window metrics, training frame)."""
     schema = params.schema
-    fit_frames = [splits["train"], splits["valid"]] if params.train.fit_on == "train_valid" else [splits["train"]]
+    fit_frames = (
+        [splits["train"], splits["valid"]] if params.train.fit_on == "train_valid" else [splits["train"]]
+    )
     fit_df = pd.concat(fit_frames, ignore_index=True)
     pipe = build_pipeline(schema, params.model, select_hyperparameters(params.model, tuned))
-    pipe.fit(features_frame(fit_df, schema), fit_df[schema.label].to_numpy())
+    with limit_threads(params):
+        pipe.fit(features_frame(fit_df, schema), fit_df[schema.label].to_numpy())
     # The test window is never fitted on; its metrics are recorded so a served model can say how good it is.
     test_proba = pipe.predict_proba(features_frame(splits["test"], schema))[:, 1]
     test_metrics = classification_metrics(splits["test"][schema.label], test_proba, params.evaluate.threshold)
     return pipe, test_metrics, fit_df
 
 
-def build_metadata(params: Params, pipe, fit_df: pd.DataFrame, splits: dict[str, pd.DataFrame],
-                   tuned: dict[str, Any], test_metrics: dict[str, float], data_info: dict[str, Any]
-                   ) -> dict[str, Any]:
+def build_metadata(
+    params: Params,
+    pipe,
+    fit_df: pd.DataFrame,
+    splits: dict[str, pd.DataFrame],
+    tuned: dict[str, Any],
+    test_metrics: dict[str, float],
+    data_info: dict[str, Any],
+) -> dict[str, Any]:
     schema = params.schema
     x_fit = features_frame(fit_df, schema)
-    libraries = {"python": platform.python_version(),
-                 **{lib: version(lib) for lib in ("scikit-learn", "numpy", "pandas", "skops")}}
+    libraries = {
+        "python": platform.python_version(),
+        **{lib: version(lib) for lib in ("scikit-learn", "numpy", "pandas", "skops")},
+    }
     return {
         "trained_at": trained_at(),
         "code_version": code_version(),
         "data": {**data_info, "train_rows": len(fit_df), "fit_on": params.train.fit_on},
-        "params": {"model_type": params.model.type, "seed": params.model.seed,
-                   "class_weight": params.model.class_weight,
-                   "hyperparameters": select_hyperparameters(params.model, tuned)},
+        "params": {
+            "model_type": params.model.type,
+            "seed": params.model.seed,
+            "class_weight": params.model.class_weight,
+            "hyperparameters": select_hyperparameters(params.model, tuned),
+        },
         "libraries": libraries,
         "label": schema.label,
         "classes": [0, 1],
         "threshold": params.evaluate.threshold,
         "features": feature_schema(schema),
-        "reference": reference_statistics(x_fit, pipe.predict_proba(x_fit)[:, 1], schema,
-                                          params.train.reference_sample, params.model.seed),
+        "reference": reference_statistics(
+            x_fit, pipe.predict_proba(x_fit)[:, 1], schema, params.train.reference_sample, params.model.seed
+        ),
         "metrics": {"test": test_metrics},
         "example": example_record(splits["test"], schema),
     }
 
 
-def run_train(params_path: str | Path, prepared: Path, best_params: Path, data_info_path: Path | None,
-              out_dir: Path) -> dict[str, Any]:
+def run_train(
+    params_path: str | Path, prepared: Path, best_params: Path, data_info_path: Path | None, out_dir: Path
+) -> dict[str, Any]:
     params = load_params(params_path)
     try:
         splits = {s: pd.read_parquet(prepared / f"{s}.parquet") for s in ("train", "valid", "test")}
@@ -153,10 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     print("train: fitting the model pipeline ...", flush=True)
-    with limit_threads(load_params(args.params)):
-        meta = run_train(args.params, args.prepared, args.best_params, args.data_info, args.out)
-    print(f"train: saved model {meta['model_version']} ({meta['data']['train_rows']} rows) to {args.out}/; "
-          f"test roc_auc {meta['metrics']['test']['roc_auc']:.4f}")
+    meta = run_train(args.params, args.prepared, args.best_params, args.data_info, args.out)
+    print(
+        f"train: saved model {meta['model_version']} ({meta['data']['train_rows']} rows) to {args.out}/; "
+        f"test roc_auc {meta['metrics']['test']['roc_auc']:.4f}"
+    )
     return 0
 
 

@@ -41,9 +41,16 @@ def suggest(trial: optuna.Trial, name: str, dim: SearchDimension) -> Any:
 
 def study_fingerprint(params: Params, data_hashes: list[str]) -> str:
     """Everything that changes what a trial means: data, search space, model, seed, metric."""
-    payload = json.dumps({"data": data_hashes, "space": params.tune.model_dump(include={"search_space", "seed",
-                          "metric", "pruner"}), "model": params.model.model_dump(),
-                          "schema": params.schema.model_dump()}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {
+            "data": data_hashes,
+            "space": params.tune.model_dump(include={"search_space", "seed", "metric", "pruner"}),
+            "model": params.model.model_dump(),
+            "schema": params.schema.model_dump(),
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -57,14 +64,23 @@ def storage_url(params: Params, env: dict[str, str] | None = None) -> str:
 
 def open_study(params: Params, fingerprint: str, url: str) -> optuna.Study:
     sampler = optuna.samplers.TPESampler(seed=params.tune.seed)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=params.tune.pruner.n_startup_trials,
-                                         n_warmup_steps=params.tune.pruner.n_warmup_steps)
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=params.tune.pruner.n_startup_trials, n_warmup_steps=params.tune.pruner.n_warmup_steps
+    )
     try:
-        return optuna.create_study(study_name=f"{params.tune.study_name}-{fingerprint}", storage=url,
-                                   sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True)
+        return optuna.create_study(
+            study_name=f"{params.tune.study_name}-{fingerprint}",
+            storage=url,
+            sampler=sampler,
+            pruner=pruner,
+            direction="maximize",
+            load_if_exists=True,
+        )
     except Exception as exc:  # SQLAlchemy/driver errors: report the storage without credentials
         safe = url.split("@")[-1] if "@" in url else url
-        raise PipelineError(f"tune.storage / {STORAGE_ENV}: cannot open Optuna storage '{safe}' ({exc})") from exc
+        raise PipelineError(
+            f"tune.storage / {STORAGE_ENV}: cannot open Optuna storage '{safe}' ({exc})"
+        ) from exc
 
 
 def make_objective(params: Params, train: pd.DataFrame, valid: pd.DataFrame):
@@ -121,6 +137,28 @@ class TrialLogger:
         self.live.end()
 
 
+def _optimize(
+    study: optuna.Study,
+    params: Params,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    n_trials: int,
+    log_dir: Path | None,
+) -> None:
+    logger = TrialLogger(log_dir / "dvclive", f"valid_{params.tune.metric}") if log_dir else None
+    try:
+        study.optimize(
+            make_objective(params, train, valid),
+            n_trials=n_trials,
+            timeout=params.tune.timeout_s,
+            callbacks=[logger] if logger else [],
+            gc_after_trial=False,
+        )
+    finally:
+        if logger:
+            logger.close()
+
+
 def plot_history(study: optuna.Study, metric: str, path: Path) -> None:
     import matplotlib
 
@@ -147,25 +185,27 @@ def plot_history(study: optuna.Study, metric: str, path: Path) -> None:
     plt.close(fig)
 
 
-def run_tune(params: Params, prepared: Path, out_dir: Path, metrics_path: Path, plot_path: Path,
-             log_trials: bool = True) -> dict[str, Any]:
+def run_tune(
+    params: Params,
+    prepared: Path,
+    out_dir: Path,
+    metrics_path: Path,
+    plot_path: Path,
+    log_trials: bool = True,
+) -> dict[str, Any]:
     train = pd.read_parquet(prepared / "train.parquet")
     valid = pd.read_parquet(prepared / "valid.parquet")
-    fingerprint = study_fingerprint(params, [sha256_file(prepared / f"{s}.parquet") for s in ("train", "valid")])
+    fingerprint = study_fingerprint(
+        params, [sha256_file(prepared / f"{s}.parquet") for s in ("train", "valid")]
+    )
     study = open_study(params, fingerprint, storage_url(params))
     finished = [t for t in study.trials if t.state.is_finished()]
     remaining = max(0, params.tune.n_trials - len(finished))
     print(f"tune: study {study.study_name}: {len(finished)} trial(s) already done, running {remaining}")
     started = time.monotonic()
     if remaining:
-        logger = TrialLogger(out_dir / "dvclive", f"valid_{params.tune.metric}") if log_trials else None
-        try:
-            study.optimize(make_objective(params, train, valid), n_trials=remaining,
-                           timeout=params.tune.timeout_s, callbacks=[logger] if logger else [],
-                           gc_after_trial=False)
-        finally:
-            if logger:
-                logger.close()
+        with limit_threads(params):
+            _optimize(study, params, train, valid, remaining, out_dir if log_trials else None)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     sign = 1 if HIGHER_IS_BETTER[params.tune.metric] else -1
@@ -176,9 +216,15 @@ def run_tune(params: Params, prepared: Path, out_dir: Path, metrics_path: Path, 
         best_params, best_value, best_number = {}, None, None
     hyperparameters = select_hyperparameters(params.model, best_params)
     write_json(out_dir / "best_params.json", hyperparameters)
-    summary = {"metric": params.tune.metric, "best_value": best_value, "best_trial": best_number,
-               "n_trials_complete": len(complete), "n_trials_pruned": len(pruned),
-               "study_name": study.study_name, "seconds": round(time.monotonic() - started, 1)}
+    summary = {
+        "metric": params.tune.metric,
+        "best_value": best_value,
+        "best_trial": best_number,
+        "n_trials_complete": len(complete),
+        "n_trials_pruned": len(pruned),
+        "study_name": study.study_name,
+        "seconds": round(time.monotonic() - started, 1),
+    }
     write_json(metrics_path, summary)
     plot_history(study, params.tune.metric, plot_path)
     return {"hyperparameters": hyperparameters, **summary}
@@ -194,10 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", default="plots/tune/optimization_history.png", type=Path)
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(logging.INFO)
-    params = load_params(args.params)
-    with limit_threads(params):
-        result = run_tune(params, args.prepared, args.out, args.metrics, args.plot)
-    print(f"tune: best validation {result['metric']} = {result['best_value']} with {result['hyperparameters']}")
+    result = run_tune(load_params(args.params), args.prepared, args.out, args.metrics, args.plot)
+    print(
+        f"tune: best validation {result['metric']} = {result['best_value']} with {result['hyperparameters']}"
+    )
     return 0
 
 

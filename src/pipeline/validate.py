@@ -35,11 +35,14 @@ def _is_text(series: pd.Series) -> bool:
 def build_schema(schema: SchemaParams) -> pa.DataFrameSchema:
     """The pandera schema for a snapshot, derived from params.yaml `schema`."""
     columns: dict[str, pa.Column] = {
-        schema.id_column: pa.Column(checks=pa.Check(_is_text, element_wise=False, name="type is text"),
-                                    nullable=False),
+        schema.id_column: pa.Column(
+            checks=pa.Check(_is_text, element_wise=False, name="type is text"), nullable=False
+        ),
         schema.time_column: pa.Column("datetime64[us]", coerce=True, nullable=False),
-        schema.label: pa.Column(checks=[pa.Check(_is_integer, element_wise=False, name="type is integer"),
-                                        pa.Check.isin([0, 1])], nullable=False),
+        schema.label: pa.Column(
+            checks=[pa.Check(_is_integer, element_wise=False, name="type is integer"), pa.Check.isin([0, 1])],
+            nullable=False,
+        ),
     }
     for name, spec in schema.features.items():
         checks: list[pa.Check] = []
@@ -56,19 +59,33 @@ def build_schema(schema: SchemaParams) -> pa.DataFrameSchema:
         columns[name] = pa.Column(checks=checks, nullable=spec.nullable)
     return pa.DataFrameSchema(
         columns,
-        checks=[pa.Check(lambda df: len(df) >= schema.min_rows, element_wise=False,
-                         name=f"at least {schema.min_rows} rows (schema.min_rows)")],
+        checks=[
+            pa.Check(
+                lambda df: len(df) >= schema.min_rows,
+                element_wise=False,
+                name=f"at least {schema.min_rows} rows (schema.min_rows)",
+            )
+        ],
         strict=False,
     )
 
 
 def _describe_failures(cases: pd.DataFrame) -> list[dict[str, Any]]:
     grouped = []
+    # A missing column is reported by pandera with the column name as the failure case.
+    missing = cases["check"].astype(str) == "column_in_dataframe"
+    cases = cases.assign(column=cases["column"].where(~missing, cases["failure_case"]))
     for (column, check), rows in cases.groupby(["column", "check"], dropna=False, sort=False):
         is_type_rule = str(check).startswith("type is")  # its failure case is just "False"
         examples = [] if is_type_rule else rows["failure_case"].dropna().astype(str).unique()[:3].tolist()
-        grouped.append({"column": None if pd.isna(column) else str(column), "rule": str(check),
-                        "count": len(rows), "examples": examples})
+        grouped.append(
+            {
+                "column": None if pd.isna(column) else str(column),
+                "rule": str(check),
+                "count": len(rows),
+                "examples": examples,
+            }
+        )
     return grouped
 
 
@@ -80,8 +97,13 @@ def validate_snapshot(df: pd.DataFrame, schema: SchemaParams) -> dict[str, Any]:
         failures = _describe_failures(exc.failure_cases)
         return {"passed": False, "rows": len(df), "failures": failures}
     positive_rate = float(df[schema.label].mean()) if len(df) else 0.0
-    return {"passed": True, "rows": len(df), "failures": [], "positive_rate": positive_rate,
-            "null_fraction": {k: float(v) for k, v in df.isna().mean().items() if v > 0}}
+    return {
+        "passed": True,
+        "rows": len(df),
+        "failures": [],
+        "positive_rate": positive_rate,
+        "null_fraction": {k: float(v) for k, v in df.isna().mean().items() if v > 0},
+    }
 
 
 def format_failure(path: str | Path, failure: dict[str, Any]) -> str:

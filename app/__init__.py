@@ -1,0 +1,91 @@
+"""The inference service: a Flask app serving the model that `make run` trained.
+
+`create_app(test_config=None)` builds it: defaults, then environment variables (same names, e.g. MODEL_DIR), then
+`test_config`. Production runs it under gunicorn (`app/gunicorn.conf.py`, entry point `app.wsgi:app`); the model is
+loaded once per worker, here, never per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+
+DEFAULTS: dict[str, Any] = {
+    "MODEL_DIR": "model",                              # model.skops + metadata.json written by `make run`
+    "PREDICTION_LOG_URL": "sqlite:///predictions.db",  # any SQLAlchemy URL, e.g. postgresql+psycopg://...
+    "MAX_BATCH": 1000,                                 # records per /predict request (more: 413)
+    "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,             # bytes per request body (more: 413)
+    "LOG_FLUSH_INTERVAL": 0.5,                         # seconds between prediction-log batch writes
+    "LOG_BATCH_SIZE": 1000,                            # rows per prediction-log insert
+    "MODEL_THREADS": 1,                                # BLAS/OpenMP threads per worker
+    "FASTPATH": True,                                  # use app.fastpath when it matches scikit-learn
+}
+
+
+@dataclass
+class ServeState:
+    """Everything the request handlers share, in `app.extensions["serve"]`."""
+
+    model: Any
+    log: Any
+    metrics: Any
+    config: dict[str, Any]
+    shutting_down: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def publish_model_metrics(self) -> None:
+        self.metrics.model_info.labels(model_version=self.model.model_version).set(1)
+        self.metrics.model_ready.set(1 if self.model.ready else 0)
+
+
+def _from_env(defaults: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, default in defaults.items():
+        raw = os.environ.get(key)
+        if raw is None:
+            continue
+        if isinstance(default, bool):
+            out[key] = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif isinstance(default, int | float):
+            out[key] = type(default)(raw)
+        else:
+            out[key] = raw
+    return out
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    from threadpoolctl import threadpool_limits
+
+    from app import api, docs
+    from app.model import load_service
+    from app.observability import Metrics
+    from app.predlog import PredictionLog
+
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_mapping(_from_env(DEFAULTS))
+    if test_config:
+        app.config.from_mapping(test_config)
+    if not app.logger.handlers or app.logger.level == logging.NOTSET:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    # One thread per worker: the workers already occupy the cores, and OpenMP threads in each worker
+    # oversubscribe them (measured 7x slower for HistGradientBoosting; docs/benchmarks.md).
+    threadpool_limits(limits=int(app.config["MODEL_THREADS"]))
+
+    metrics = Metrics()
+    model = load_service(app.config["MODEL_DIR"], use_fastpath=bool(app.config["FASTPATH"]))
+    log = PredictionLog(app.config["PREDICTION_LOG_URL"], flush_interval=float(app.config["LOG_FLUSH_INTERVAL"]),
+                        batch_size=int(app.config["LOG_BATCH_SIZE"]))
+    log.on_flush = lambda written, backlog: (metrics.log_written.inc(written), metrics.log_backlog.set(backlog))
+    state = app.extensions["serve"] = ServeState(model=model, log=log, metrics=metrics, config=dict(app.config))
+    state.publish_model_metrics()
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(docs.bp)
+    api.register_hooks(app)
+    return app

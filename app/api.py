@@ -1,0 +1,177 @@
+"""The JSON endpoints: /predict, /feedback, /health, /ready, /metadata, /metrics, plus error handling and
+request metrics. Every error is JSON `{"error": {"code", "message", "field"?, "index"?}}` with a 4xx/5xx status."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
+
+from app.schema import RecordError
+
+bp = Blueprint("api", __name__)
+
+# Metadata fields /metadata returns (the drift reference is large and only for the monitoring jobs).
+METADATA_FIELDS = ("model_version", "trained_at", "code_version", "data", "params", "metrics", "features",
+                   "example", "label", "classes", "threshold", "libraries", "artifact")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any):
+        super().__init__(message)
+        self.status, self.body = status, {"code": code, "message": message, **extra}
+
+
+def state():
+    return current_app.extensions["serve"]
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status=status,
+                    mimetype="application/json")
+
+
+def read_json() -> Any:
+    """The request body as JSON: 415 unless the body is declared JSON, 400 when it does not parse."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)")
+    try:
+        return orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+
+
+@bp.post("/predict")
+def predict() -> Response:
+    st = state()
+    model = st.model
+    if not model.ready:
+        raise ApiError(503, "not_ready", model.reason)
+    body = read_json()
+    if isinstance(body, dict):
+        records, batch = [body], False
+    elif isinstance(body, list):
+        records, batch = body, True
+    else:
+        raise ApiError(422, "invalid_body", "send one record (a JSON object) or a list of records")
+    if not records:
+        raise ApiError(422, "empty_batch", "the list of records is empty")
+    if len(records) > st.config["MAX_BATCH"]:
+        raise ApiError(413, "batch_too_large", f"at most {st.config['MAX_BATCH']} records per request")
+    validate = model.validator.validate
+    rows = [validate(record, i if batch else None) for i, record in enumerate(records)]
+
+    probabilities = model.predict_proba(rows).tolist()
+    threshold, version, created_at = model.threshold, model.model_version, datetime.now(UTC)
+    out, logged = [], []
+    positives = 0
+    for record, probability in zip(records, probabilities, strict=True):
+        prediction_id = str(uuid.uuid4())
+        predicted = 1 if probability >= threshold else 0
+        positives += predicted
+        out.append({"prediction": predicted, "probability": probability, "prediction_id": prediction_id,
+                    "model_version": version})
+        logged.append({"prediction_id": prediction_id, "created_at": created_at, "model_version": version,
+                       "features": record, "probability": probability, "prediction": predicted})
+    st.log.record(logged)
+    m = st.metrics
+    if positives:
+        m.predictions.labels("1").inc(positives)
+    if len(out) - positives:
+        m.predictions.labels("0").inc(len(out) - positives)
+    for probability in probabilities:
+        m.probability.observe(probability)
+    return json_response({"predictions": out})
+
+
+@bp.post("/feedback")
+def post_feedback() -> Response:
+    st = state()
+    body = read_json()
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_body", "send a JSON object {prediction_id, label}")
+    unknown = sorted(set(body) - {"prediction_id", "label"})
+    if unknown:
+        raise ApiError(422, "unknown_field", f"unknown field '{unknown[0]}'", field=unknown[0])
+    prediction_id, label = body.get("prediction_id"), body.get("label")
+    if not isinstance(prediction_id, str) or not prediction_id:
+        raise ApiError(422, "invalid_type", "'prediction_id' must be a non-empty string", field="prediction_id")
+    if label.__class__ is not int or label not in (0, 1):
+        raise ApiError(422, "invalid_label", "'label' must be 0 or 1", field="label")
+    outcome = st.log.add_feedback(prediction_id, label)
+    st.metrics.feedback.labels(outcome).inc()
+    if outcome == "unknown":
+        raise ApiError(404, "unknown_prediction", f"no prediction with id '{prediction_id}'",
+                       field="prediction_id")
+    if outcome == "duplicate":
+        raise ApiError(409, "already_labelled", f"prediction '{prediction_id}' already has a label",
+                       field="prediction_id")
+    return json_response({"prediction_id": prediction_id, "label": label, "status": "recorded"}, 201)
+
+
+@bp.get("/health")
+def health() -> Response:
+    return json_response({"status": "ok"})
+
+
+@bp.get("/ready")
+def ready() -> Response:
+    st = state()
+    if st.shutting_down:
+        return json_response({"ready": False, "reason": "shutting down"}, 503)
+    if not st.model.ready:
+        return json_response({"ready": False, "reason": st.model.reason}, 503)
+    return json_response({"ready": True, "model_version": st.model.model_version})
+
+
+@bp.get("/metadata")
+def metadata() -> Response:
+    model = state().model
+    if not model.ready:
+        raise ApiError(503, "not_ready", model.reason)
+    return json_response({k: model.metadata[k] for k in METADATA_FIELDS if k in model.metadata})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    st = state()
+    st.metrics.log_backlog.set(st.log.backlog)
+    return Response(st.metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+
+def register_hooks(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return json_response({"error": exc.body}, exc.status)
+
+    @app.errorhandler(RecordError)
+    def record_error(exc: RecordError):
+        return json_response({"error": exc.as_dict()}, 422)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        response = json_response({"error": {"code": code, "message": exc.description}}, exc.code or 500)
+        if exc.code == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def observe(response: Response) -> Response:
+        started = g.get("started")
+        if started is not None:
+            m = state().metrics
+            endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            status = str(response.status_code)
+            m.requests.labels(endpoint, request.method, status).inc()
+            m.latency.labels(endpoint, status).observe(time.perf_counter() - started)
+        return response

@@ -1,0 +1,305 @@
+"""A lean re-implementation of the fitted pipeline's predict_proba for the model shapes this template trains.
+
+Why: profiling `Pipeline.predict_proba` on one record (see docs/benchmarks.md) showed ~95% of the time in
+per-call overhead, not arithmetic: DataFrame validation and column selection in ColumnTransformer, encoder input
+checks, and for HistGradientBoosting one OpenMP-parallel Cython call per tree. This module reads the *fitted*
+parameters out of the pipeline once and evaluates the same arithmetic on plain numpy arrays (ONNX would do the
+same job, but skl2onnx cannot convert this scikit-learn's HistGradientBoostingClassifier).
+
+It is an optimisation, never a source of truth: `compile_pipeline` raises `Unsupported` for any step it does not know, and
+`app.model` only uses the result after it matched `pipeline.predict_proba` on a set of check records. A fork that
+swaps in another estimator keeps working through the plain scikit-learn path.
+
+Supported: a Pipeline of a ColumnTransformer (passthrough / SimpleImputer / StandardScaler on numeric columns;
+SimpleImputer + OrdinalEncoder / OneHotEncoder on category columns) and a binary LogisticRegression or
+HistGradientBoostingClassifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from app.schema import Feature
+
+Block = Callable[[Sequence[Sequence[Any]]], np.ndarray]  # rows -> (n, k) float block
+
+
+class Unsupported(Exception):
+    """The pipeline contains a step this module does not re-implement."""
+
+
+class CompiledPipeline:
+    """`predict_proba(rows)`: rows of values in feature order (None = missing) -> P(positive class).
+
+    `max_rows`: above this batch size scikit-learn's own predict_proba is at least as fast.
+    """
+
+    def __init__(self, blocks: list[Block], head: Callable[[np.ndarray], np.ndarray], max_rows: int | None):
+        self.blocks, self.head, self.max_rows = blocks, head, max_rows
+
+    def predict_proba(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        parts = [block(rows) for block in self.blocks]
+        return self.head(parts[0] if len(parts) == 1 else np.hstack(parts))
+
+
+def compile_pipeline(pipeline: Any, features: list[Feature]) -> CompiledPipeline:
+    """The fast equivalent of `pipeline`; raises Unsupported (with the reason) for anything else."""
+    steps = getattr(pipeline, "steps", None)
+    if not steps or len(steps) != 2:
+        raise Unsupported("expected Pipeline([preprocess, classifier])")
+    blocks = _compile_column_transformer(steps[0][1], features)
+    head, max_rows = _compile_head(steps[1][1])
+    return CompiledPipeline(blocks, head, max_rows)
+
+
+def _cls(obj: Any) -> str:
+    return type(obj).__name__
+
+
+def _compile_column_transformer(ct: Any, features: list[Feature]) -> list[Block]:
+    if _cls(ct) != "ColumnTransformer":
+        raise Unsupported("preprocess is not a ColumnTransformer")
+    names = list(getattr(ct, "feature_names_in_", []))
+    if names != [f.name for f in features]:
+        raise Unsupported("ColumnTransformer input columns differ from the schema")
+    by_name = {f.name: (i, f) for i, f in enumerate(features)}
+    blocks = []
+    for _name, transformer, columns in ct.transformers_:
+        if isinstance(columns, slice) or not len(columns):
+            cols = list(np.arange(len(names))[columns]) if isinstance(columns, slice) else []
+        else:
+            cols = list(columns)
+        if transformer == "drop" or not cols:
+            continue
+        cols = [names[c] if isinstance(c, int | np.integer) else c for c in cols]
+        idx = [by_name[c][0] for c in cols]
+        kinds = {by_name[c][1].type == "category" for c in cols}
+        if len(kinds) != 1:
+            raise Unsupported("a transformer mixes numeric and category columns")
+        steps = [] if transformer == "passthrough" else (
+            [s for _, s in transformer.steps] if _cls(transformer) == "Pipeline" else [transformer])
+        blocks.append(_category_block(idx, steps) if kinds.pop() else _numeric_block(idx, steps))
+    if not blocks:
+        raise Unsupported("no columns")
+    return blocks
+
+
+def _numeric_block(idx: list[int], steps: list[Any]) -> Block:
+    ops: list[Callable[[np.ndarray], np.ndarray]] = []
+    for step in steps:
+        name = _cls(step)
+        if name == "FunctionTransformer" and step.func is None:
+            continue  # a fitted "passthrough"
+        if name == "SimpleImputer" and not step.add_indicator and _is_nan(step.missing_values):
+            stats = np.asarray(step.statistics_, dtype=float)
+            ops.append(lambda X, s=stats: np.where(np.isnan(X), s, X))
+        elif name == "StandardScaler":
+            mean = None if step.mean_ is None else np.asarray(step.mean_, dtype=float)
+            scale = None if step.scale_ is None else np.asarray(step.scale_, dtype=float)
+            ops.append(lambda X, m=mean, s=scale: ((X - m) if m is not None else X) / (s if s is not None else 1.0))
+        else:
+            raise Unsupported(f"numeric step {name}")
+
+    def block(rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        # np.array turns None into NaN for a float dtype: the model's "missing"
+        X = np.array([[row[i] for i in idx] for row in rows], dtype=float)
+        for op in ops:
+            X = op(X)
+        return X
+
+    return block
+
+
+def _category_block(idx: list[int], steps: list[Any]) -> Block:
+    if not steps:
+        raise Unsupported("category passthrough")
+    *imputers, encoder = steps
+    fills: list[Any] = [None] * len(idx)
+    for imp in imputers:
+        if _cls(imp) != "SimpleImputer" or imp.add_indicator or not (
+                _is_nan(imp.missing_values) or imp.missing_values is None):
+            raise Unsupported(f"category step {_cls(imp)}")
+        fills = [f if f is not None else s for f, s in zip(fills, imp.statistics_, strict=True)]
+    categories = [list(c) for c in encoder.categories_]
+    if any(not isinstance(v, str) for cats in categories for v in cats):
+        raise Unsupported("non-string categories")
+    maps = [{v: i for i, v in enumerate(cats)} for cats in categories]
+
+    def values(rows: Sequence[Sequence[Any]], j: int) -> list[Any]:
+        col, fill = idx[j], fills[j]
+        return [row[col] if row[col] is not None else fill for row in rows]
+
+    if _cls(encoder) == "OrdinalEncoder":
+        if encoder.handle_unknown != "use_encoded_value":
+            raise Unsupported("OrdinalEncoder(handle_unknown='error')")
+        unknown, missing = float(encoder.unknown_value), float(encoder.encoded_missing_value)
+
+        def ordinal(rows: Sequence[Sequence[Any]]) -> np.ndarray:
+            out = np.empty((len(rows), len(idx)), dtype=float)
+            for j, mapping in enumerate(maps):
+                out[:, j] = [missing if v is None else mapping.get(v, unknown) for v in values(rows, j)]
+            return out
+
+        return ordinal
+    if _cls(encoder) == "OneHotEncoder":
+        if encoder.handle_unknown != "ignore" or encoder.drop_idx_ is not None or getattr(
+                encoder, "_infrequent_enabled", False):
+            raise Unsupported("OneHotEncoder options")
+        offsets = np.cumsum([0] + [len(c) for c in categories])
+
+        def onehot(rows: Sequence[Sequence[Any]]) -> np.ndarray:
+            out = np.zeros((len(rows), int(offsets[-1])), dtype=float)
+            for j, mapping in enumerate(maps):
+                for r, v in enumerate(values(rows, j)):
+                    k = mapping.get(v)  # unknown or missing: all zeros, like handle_unknown="ignore"
+                    if k is not None:
+                        out[r, offsets[j] + k] = 1.0
+            return out
+
+        return onehot
+    raise Unsupported(f"encoder {_cls(encoder)}")
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _compile_head(est: Any) -> tuple[Callable[[np.ndarray], np.ndarray], int | None]:
+    classes = list(getattr(est, "classes_", []))
+    if len(classes) != 2:
+        raise Unsupported("not a binary classifier")
+    if _cls(est) == "LogisticRegression":
+        coef, intercept = np.asarray(est.coef_, dtype=float), np.asarray(est.intercept_, dtype=float)
+        if coef.shape[0] != 1:
+            raise Unsupported("multinomial coefficients")
+        return (lambda X: _sigmoid(X @ coef[0] + intercept[0])), None
+    if _cls(est) == "HistGradientBoostingClassifier":
+        forest = _Forest(est)
+        return forest.predict_proba, forest.max_rows
+    raise Unsupported(f"classifier {_cls(est)}")
+
+
+class _Forest:
+    """All trees of a binary HistGradientBoostingClassifier as flat arrays, evaluated for all trees at once.
+
+    Mirrors sklearn's `_predict_one_from_raw_data`: NaN follows `missing_go_to_left`; a categorical split goes left
+    when the category's bit is set in the node's bitset, right when the category is known to the feature, and
+    the missing side otherwise; numeric splits go left when `x <= threshold`.
+    Every node's decision is computed at once (one vectorised pass), then each tree is walked by repeated
+    lookups `node = next[node]` (leaves point to themselves). Cheap for a few rows; for large batches scikit-learn's
+    own Cython loop is faster, hence `max_rows`.
+    """
+
+    max_rows = 64
+
+    def __init__(self, est: Any):
+        if getattr(est, "n_trees_per_iteration_", 1) != 1:
+            raise Unsupported("multiclass boosting")
+        predictors = [trees[0] for trees in est._predictors]
+        known_bits, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
+        feat, thr, mleft, left, right, value, iscat, bitset = ([] for _ in range(8))
+        roots, raw_bits, node_offset, bits_offset, depth = [], [], 0, 0, 0
+        for tree in predictors:
+            nodes = tree.nodes
+            roots.append(node_offset)
+            feat.append(nodes["feature_idx"])
+            thr.append(nodes["num_threshold"])
+            mleft.append(nodes["missing_go_to_left"].astype(bool))
+            is_leaf = nodes["is_leaf"].astype(bool)
+            ids = np.arange(len(nodes)) + node_offset
+            # leaves point to themselves so that extra walking steps are no-ops
+            left.append(np.where(is_leaf, ids, nodes["left"].astype(np.int64) + node_offset))
+            right.append(np.where(is_leaf, ids, nodes["right"].astype(np.int64) + node_offset))
+            value.append(nodes["value"])
+            iscat.append(nodes["is_categorical"].astype(bool) & ~is_leaf)
+            bitset.append(nodes["bitset_idx"].astype(np.int64) + bits_offset)
+            bits = np.asarray(tree.raw_left_cat_bitsets)
+            raw_bits.append(bits.reshape(-1, 8) if bits.size else np.zeros((0, 8), dtype=np.uint32))
+            node_offset += len(nodes)
+            bits_offset += raw_bits[-1].shape[0]
+            depth = max(depth, int(nodes["depth"].max()))
+        self.n_nodes = node_offset
+        feat_arr = np.concatenate(feat).astype(np.intp)
+        self.thr, self.mleft = np.concatenate(thr), np.concatenate(mleft)
+        self.left, self.right = np.concatenate(left), np.concatenate(right)
+        self.value = np.concatenate(value)
+        self.roots = np.asarray(roots, dtype=np.int64)
+        self.depth = depth
+        self.baseline = float(np.asarray(est._baseline_prediction).ravel()[0])
+        self.remap, column_of = _hgb_category_remap(est)
+        # node -> column of the input matrix (folds HistGradientBoosting's own column reordering in)
+        self.feat = column_of[feat_arr] if column_of is not None else feat_arr
+        self.cat_nodes = np.flatnonzero(np.concatenate(iscat))
+        if len(self.cat_nodes):
+            self.cat_bitset = np.concatenate(bitset)[self.cat_nodes]
+            self.raw_bits = np.concatenate(raw_bits).astype(np.uint32)
+            self.known_bits = np.asarray(known_bits, dtype=np.uint32)
+            self.cat_known_row = np.asarray(f_idx_map, dtype=np.int64)[feat_arr[self.cat_nodes]]
+        self.chunk = max(1, (1 << 19) // max(1, self.n_nodes))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if self.remap is not None:
+            X = self.remap(X)
+        if len(X) <= self.chunk:
+            return self._predict(X)
+        return np.concatenate([self._predict(X[i:i + self.chunk]) for i in range(0, len(X), self.chunk)])
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        x = X.take(self.feat, axis=1)  # (rows, nodes): each node's input value
+        go_left = x <= self.thr
+        missing = np.isnan(x)
+        if len(self.cat_nodes):
+            xc = x[:, self.cat_nodes]
+            # negative, NaN or codes beyond the 256 a bitset holds are "missing", as in sklearn
+            bad = ~((xc >= 0) & (xc < 256))
+            code = np.where(bad, 0, xc).astype(np.int64)
+            word, bit = code >> 5, (code & 31).astype(np.uint32)
+            in_left = ((self.raw_bits[self.cat_bitset, word] >> bit) & 1).astype(bool)
+            known = ((self.known_bits[self.cat_known_row, word] >> bit) & 1).astype(bool)
+            go_left[:, self.cat_nodes] = in_left
+            missing[:, self.cat_nodes] = bad | ~(in_left | known)
+        go_left = np.where(missing, self.mleft, go_left)
+        offsets = (np.arange(len(X)) * self.n_nodes)[:, None]
+        nxt = (np.where(go_left, self.left, self.right) + offsets).ravel()  # node -> child, per row
+        node = self.roots + offsets
+        for _ in range(self.depth):
+            node = nxt.take(node)
+        return _sigmoid(self.value.take(node - offsets).sum(axis=1) + self.baseline)
+
+
+def _hgb_category_remap(est: Any) -> tuple[Callable[[np.ndarray], np.ndarray] | None, np.ndarray | None]:
+    """HistGradientBoosting re-encodes its categorical columns (codes of the categories seen in fit, unknown ->
+    NaN) and moves them first. When those codes are 0..k-1 (always so for an OrdinalEncoder in front), that is
+    only a column reordering, returned as `column_of`; otherwise a vectorised re-encoding function."""
+    pre = getattr(est, "_preprocessor", None)
+    if pre is None:
+        return None, None
+    encoder = pre.named_transformers_["encoder"]
+    is_cat = np.asarray(est.is_categorical_, dtype=bool)
+    cat_cols, num_cols = np.flatnonzero(is_cat), np.flatnonzero(~is_cat)
+    known = []
+    for cats in encoder.categories_:
+        cats = np.asarray(cats, dtype=float)
+        known.append(cats[~np.isnan(cats)])  # sorted: OrdinalEncoder's "auto" categories
+    if all(np.array_equal(cats, np.arange(len(cats))) for cats in known):
+        # code k is category k; unseen codes are not in the known bitsets, so they go the missing way as NaN would
+        return None, np.concatenate([cat_cols, num_cols]).astype(np.intp)
+
+    def remap(X: np.ndarray) -> np.ndarray:
+        out = np.empty_like(X)
+        for j, (col, cats) in enumerate(zip(cat_cols, known, strict=True)):
+            values = X[:, col]
+            pos = np.minimum(np.searchsorted(cats, values), len(cats) - 1)
+            out[:, j] = np.where(cats[pos] == values, pos, np.nan)
+        out[:, len(cat_cols):] = X[:, num_cols]
+        return out
+
+    return remap, None

@@ -1,0 +1,152 @@
+"""The served model: load and verify the artifact once per worker, then predict fast.
+
+`load_service(model_dir)` never raises: a missing, corrupt or mismatching model gives a service that is not ready,
+with the reason (logged once, and returned by /ready). Checks, in order:
+1. `pipeline.artifact.load_model`: files present, sha256 as recorded in metadata.json, only allow-listed types;
+2. the scikit-learn version recorded at training equals the one installed (skops files are not portable across
+   versions);
+3. the feature schema in metadata.json is well formed and lists exactly the model's input columns, in order;
+4. the recorded example record validates and predicts a probability in [0, 1].
+
+Prediction uses `app.fastpath` (the same arithmetic without scikit-learn's per-call overhead) when it matched
+`pipeline.predict_proba` on check records at load time, and scikit-learn otherwise; either way with one BLAS/OpenMP
+thread per worker (the workers already use the cores) and scikit-learn's input validation skipped (the request
+validator has already checked every value).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.fastpath import CompiledPipeline, Unsupported, compile_pipeline
+from app.schema import Feature, RecordError, RecordValidator, parse_features
+
+log = logging.getLogger(__name__)
+PARITY_TOLERANCE = 1e-9
+
+
+@dataclass
+class ModelService:
+    ready: bool
+    reason: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    model_version: str = "none"
+    validator: RecordValidator | None = None
+    threshold: float = 0.5
+    estimator: Any = None
+    compiled: CompiledPipeline | None = None
+    example: dict[str, Any] | None = None
+
+    def predict_proba(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        """Validated rows (values in feature order) -> P(positive class) per row."""
+        import sklearn
+
+        compiled = self.compiled
+        if compiled is not None and (compiled.max_rows is None or len(rows) <= compiled.max_rows):
+            return compiled.predict_proba(rows)
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return self.estimator.predict_proba(self.frame(rows))[:, 1]
+
+    def frame(self, rows: Sequence[Sequence[Any]]):
+        """Rows -> the DataFrame the pipeline was trained on: numbers float64 (NaN = missing), categories object."""
+        import pandas as pd
+
+        assert self.validator is not None
+        columns = {}
+        for j, feature in enumerate(self.validator.features):
+            values = [row[j] for row in rows]
+            columns[feature.name] = np.array(values, dtype=object if feature.type == "category" else float)
+        return pd.DataFrame(columns, copy=False)
+
+
+def not_ready(reason: str, metadata: dict[str, Any] | None = None) -> ModelService:
+    log.error("model not ready: %s", reason)
+    return ModelService(ready=False, reason=reason, metadata=metadata or {})
+
+
+def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelService:
+    import sklearn
+
+    from pipeline.artifact import load_model
+    from pipeline.errors import PipelineError
+
+    try:
+        estimator, metadata = load_model(model_dir)
+    except PipelineError as exc:
+        return not_ready(str(exc))
+    except Exception as exc:  # a damaged file can fail deep inside skops/zipfile: report it, do not crash
+        return not_ready(f"{model_dir}: model could not be loaded ({type(exc).__name__}: {exc})")
+
+    trained_with = (metadata.get("libraries") or {}).get("scikit-learn")
+    if trained_with != sklearn.__version__:
+        return not_ready(f"model trained with scikit-learn {trained_with}, this server has {sklearn.__version__}",
+                         metadata)
+    try:
+        features = parse_features(metadata.get("features"))
+    except ValueError as exc:
+        return not_ready(str(exc), metadata)
+    names = [f.name for f in features]
+    expected = list(getattr(estimator, "feature_names_in_", names))
+    if expected != names:
+        return not_ready(f"metadata.json features {names} do not match the model's input columns {expected}",
+                         metadata)
+
+    service = ModelService(
+        ready=True, metadata=metadata, model_version=str(metadata.get("model_version", "unknown")),
+        validator=RecordValidator(features), threshold=float(metadata.get("threshold", 0.5)),
+        estimator=estimator, example=metadata.get("example"),
+    )
+    try:
+        example_rows = [service.validator.validate(service.example)] if service.example else []
+    except RecordError as exc:
+        return not_ready(f"metadata.json example does not match the feature schema: {exc.message}", metadata)
+    check_rows = example_rows + check_records(features)
+    reference = service.predict_proba(check_rows)  # scikit-learn path: compiled is still None
+    if not np.all((reference >= 0) & (reference <= 1)):
+        return not_ready("the model returned probabilities outside [0, 1]", metadata)
+    if use_fastpath:
+        service.compiled = verified_fastpath(estimator, features, check_rows, reference)
+    return service
+
+
+def verified_fastpath(estimator: Any, features: list[Feature], rows: list[list[Any]],
+                      reference: np.ndarray) -> CompiledPipeline | None:
+    try:
+        compiled = compile_pipeline(estimator, features)
+        fast = compiled.predict_proba(rows)
+    except Unsupported as exc:
+        log.info("fast path not available (%s): predicting with scikit-learn", exc)
+        return None
+    gap = float(np.max(np.abs(fast - reference)))
+    if not gap <= PARITY_TOLERANCE:
+        log.warning("fast path differs from scikit-learn by %.3g: predicting with scikit-learn", gap)
+        return None
+    log.info("fast path verified on %d check records (max difference %.3g)", len(rows), gap)
+    return compiled
+
+
+def check_records(features: list[Feature], n: int = 200, seed: int = 0) -> list[list[Any]]:
+    """Valid records spread over the schema (every category, bounds, missing values) for the parity check."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        row: list[Any] = []
+        for f in features:
+            if f.nullable and i % 5 == 1:
+                row.append(None)
+            elif f.type == "category":
+                allowed = f.allowed or ()
+                row.append(allowed[i % len(allowed)] if i < 2 * len(allowed) else allowed[rng.integers(len(allowed))])
+            else:
+                lo = f.min if f.min is not None else -1e3
+                hi = f.max if f.max is not None else 1e3
+                value = lo if i % 7 == 2 else hi if i % 7 == 3 else rng.uniform(lo, hi)
+                row.append(float(round(value)) if f.type == "int" else float(value))
+        rows.append(row)
+    return rows

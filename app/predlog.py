@@ -1,0 +1,170 @@
+"""The prediction log: every prediction and every feedback label, stored through SQLAlchemy.
+
+Tables (documented in docs/contracts.md; the monitoring jobs read them):
+    predictions(prediction_id PK, created_at, model_version, features JSON, probability, prediction)
+    feedback(prediction_id PK, label, received_at)
+
+Predictions are written off the request's hot path: `record()` appends to an in-memory queue and a background
+thread inserts them in batches (every `flush_interval` seconds or `batch_size` rows). `close()` drains the queue;
+gunicorn's `worker_exit` hook and an atexit hook call it, so a graceful shutdown (SIGTERM, HUP reload) loses no
+acknowledged prediction. A hard kill (SIGKILL, power loss) can lose the last `flush_interval` seconds.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+predictions = sa.Table(
+    "predictions", metadata,
+    sa.Column("prediction_id", sa.String(36), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model_version", sa.String(64), nullable=False, index=True),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("prediction", sa.Integer, nullable=False),
+)
+
+feedback = sa.Table(
+    "feedback", metadata,
+    sa.Column("prediction_id", sa.String(36), primary_key=True),
+    sa.Column("label", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        # several gunicorn workers share the file: wait for the lock instead of failing
+        return sa.create_engine(url, connect_args={"timeout": 30})
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class PredictionLog:
+    def __init__(self, url: str, flush_interval: float = 0.5, batch_size: int = 1000):
+        self.url, self.flush_interval, self.batch_size = url, flush_interval, batch_size
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+        self._queue: deque[dict[str, Any]] = deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # one writer at a time: the thread, or close()/flush() from another thread
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._closed = False
+        self.written = 0
+        self.errors = 0
+        self.on_flush: Any = None  # called as on_flush(rows_written, backlog) after each writer round
+
+    # -- hot path ---------------------------------------------------------------------------------------------
+    def record(self, rows: list[dict[str, Any]]) -> None:
+        """Queue prediction rows (dicts with the `predictions` columns); returns at once."""
+        if self._pid != os.getpid():
+            self._start()  # lazily, in the process that serves (a thread does not survive gunicorn's fork)
+        self._queue.extend(rows)
+        if len(self._queue) >= self.batch_size:
+            self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    # -- writer -----------------------------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._closed = False
+            self.engine.dispose(close=False)  # never reuse connections inherited from a parent process
+            self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            written = self.flush()
+            if self.on_flush is not None:
+                self.on_flush(written, self.backlog)
+
+    def flush(self) -> int:
+        """Write everything queued so far; returns the number of rows written. Failed batches stay queued."""
+        written = 0
+        with self._lock:
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(predictions.insert(), batch)
+                except sa.exc.IntegrityError:
+                    written += self._insert_one_by_one(batch)
+                    continue
+                except Exception as exc:  # a database outage must not kill the writer: retry next round
+                    self._queue.extendleft(reversed(batch))
+                    self.errors += 1
+                    log.error("prediction log: writing %d rows failed (%s); will retry", len(batch), exc)
+                    break
+                written += len(batch)
+        self.written += written
+        return written
+
+    def _insert_one_by_one(self, batch: list[dict[str, Any]]) -> int:
+        """A batch with a row the database refuses (a duplicate id): keep the good rows, report the bad ones."""
+        written = 0
+        for row in batch:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(predictions.insert(), [row])
+                written += 1
+            except sa.exc.IntegrityError as exc:
+                self.errors += 1
+                log.error("prediction log: dropping prediction %s (%s)", row["prediction_id"], exc.orig)
+        return written
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the writer and drain the queue (retrying for up to `timeout` seconds if the database fails)."""
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while self._queue and time.monotonic() < deadline:
+            if not self.flush():
+                time.sleep(0.2)
+        if self._queue:
+            log.error("prediction log: %d predictions could not be written before shutdown", len(self._queue))
+
+    # -- feedback (rare; written synchronously so the caller learns about unknown ids) -------------------------
+    def add_feedback(self, prediction_id: str, label: int) -> str:
+        """Store a label: 'ok', 'unknown' (no such prediction) or 'duplicate' (already labelled)."""
+        if any(row["prediction_id"] == prediction_id for row in list(self._queue)):
+            self.flush()
+        with self.engine.begin() as conn:
+            known = conn.execute(sa.select(predictions.c.prediction_id)
+                                 .where(predictions.c.prediction_id == prediction_id)).first()
+            if known is None:
+                return "unknown"
+            try:
+                with conn.begin_nested():
+                    conn.execute(feedback.insert().values(prediction_id=prediction_id, label=label,
+                                                          received_at=datetime.now(UTC)))
+            except sa.exc.IntegrityError:
+                return "duplicate"
+        return "ok"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

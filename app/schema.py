@@ -1,0 +1,162 @@
+"""Request validation derived from the feature schema saved with the model (metadata.json `features`).
+
+One policy for every record, documented in the README and the OpenAPI spec:
+- every feature is required, except nullable ones, which may be omitted or null (both mean "missing");
+- `int` features take JSON integers (or numbers with no fractional part), `float` features take any finite number,
+  `category` features take one of the allowed strings; booleans are not numbers;
+- `min`/`max` bounds are inclusive;
+- unknown fields are rejected (a misspelt feature name must not silently become a missing value).
+
+The validator is compiled once per model into plain closures: it runs on every request, so it avoids per-field
+dispatch on the spec dicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+FEATURE_TYPES = ("int", "float", "category")
+
+
+class RecordError(ValueError):
+    """One invalid field of one record; becomes a 422 JSON error naming the field."""
+
+    def __init__(self, code: str, message: str, field: str | None = None, index: int | None = None):
+        super().__init__(message)
+        self.code, self.message, self.field, self.index = code, message, field, index
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        if self.index is not None:
+            out["index"] = self.index
+        return out
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    type: str
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
+
+
+def parse_features(raw: Any) -> list[Feature]:
+    """metadata.json `features` -> Feature list; raises ValueError naming the bad entry."""
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("metadata.json: 'features' must be a non-empty list")
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ValueError(f"metadata.json: features[{i}] needs a 'name'")
+        ftype = item.get("type")
+        if ftype not in FEATURE_TYPES:
+            raise ValueError(f"metadata.json: features[{i}] ({item['name']}): type must be one of {FEATURE_TYPES}")
+        allowed = item.get("allowed")
+        if ftype == "category" and not allowed:
+            raise ValueError(f"metadata.json: features[{i}] ({item['name']}): a category needs 'allowed'")
+        out.append(Feature(name=item["name"], type=ftype, nullable=bool(item.get("nullable", False)),
+                           min=item.get("min"), max=item.get("max"),
+                           allowed=tuple(str(a) for a in allowed) if allowed else None))
+    return out
+
+
+def _number_check(feature: Feature) -> Callable[[Any], float]:
+    name, lo, hi, is_int = feature.name, feature.min, feature.max, feature.type == "int"
+    kind = "an integer" if is_int else "a number"
+
+    def check(value: Any) -> float:
+        # bool is a subclass of int in Python, but `true` is not a number in JSON
+        if value.__class__ is bool or not isinstance(value, int | float):
+            raise RecordError("invalid_type", f"'{name}' must be {kind}", name)
+        if not math.isfinite(value):
+            raise RecordError("invalid_type", f"'{name}' must be a finite number", name)
+        if is_int and value.__class__ is float and not value.is_integer():
+            raise RecordError("invalid_type", f"'{name}' must be an integer", name)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise RecordError("out_of_range", f"'{name}' must be between {lo} and {hi}", name)
+        return float(value)
+
+    return check
+
+
+def _category_check(feature: Feature) -> Callable[[Any], str]:
+    name, allowed = feature.name, frozenset(feature.allowed or ())
+    listed = ", ".join(feature.allowed or ())
+
+    def check(value: Any) -> str:
+        if value.__class__ is not str:
+            raise RecordError("invalid_type", f"'{name}' must be a string", name)
+        if value not in allowed:
+            raise RecordError("invalid_category", f"'{name}' must be one of: {listed}", name)
+        return value
+
+    return check
+
+
+class RecordValidator:
+    """Validates JSON records and returns them as rows of clean values in model input order."""
+
+    def __init__(self, features: list[Feature]):
+        self.features = features
+        self.names = [f.name for f in features]
+        self._known = frozenset(self.names)
+        self._checks = [
+            (f.name, f.nullable, _category_check(f) if f.type == "category" else _number_check(f))
+            for f in features
+        ]
+
+    def validate(self, record: Any, index: int | None = None) -> list[Any]:
+        """One record -> its values in feature order (None = missing); raises RecordError."""
+        try:
+            if not isinstance(record, dict):
+                raise RecordError("invalid_record", "each record must be a JSON object of features")
+            row = []
+            for name, nullable, check in self._checks:
+                value = record.get(name)
+                if value is None:
+                    if not nullable:
+                        code = "missing_field" if name not in record else "null_value"
+                        raise RecordError(code, f"'{name}' is required and may not be null", name)
+                    row.append(None)
+                else:
+                    row.append(check(value))
+            if len(record) > len(row) or not self._known.issuperset(record):
+                unknown = sorted(k for k in record if k not in self._known)
+                if unknown:
+                    raise RecordError("unknown_field", f"unknown field '{unknown[0]}'", str(unknown[0]))
+            return row
+        except RecordError as exc:
+            exc.index = index
+            raise
+
+    def json_schema(self, example: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The record schema (OpenAPI 3.0 schema object) matching `validate` exactly."""
+        properties: dict[str, Any] = {}
+        for f in self.features:
+            if f.type == "category":
+                prop: dict[str, Any] = {"type": "string", "enum": list(f.allowed or ())}
+            else:
+                prop = {"type": "integer" if f.type == "int" else "number"}
+                if f.min is not None:
+                    prop["minimum"] = f.min
+                if f.max is not None:
+                    prop["maximum"] = f.max
+            if f.nullable:
+                prop["nullable"] = True
+            properties[f.name] = prop
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": properties,
+            "required": [f.name for f in self.features if not f.nullable],
+            "additionalProperties": False,
+        }
+        if example:
+            schema["example"] = example
+        return schema

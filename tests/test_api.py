@@ -1,0 +1,183 @@
+"""The HTTP API on the tiny model: predictions, every error case, feedback, health, readiness, metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from app.predlog import feedback, predictions
+
+
+@pytest.fixture
+def example(app) -> dict:
+    return dict(app.extensions["serve"].model.example)
+
+
+def test_predict_one_record(client, example, app):
+    response = client.post("/predict", json=example)
+    assert response.status_code == 200
+    [prediction] = response.get_json()["predictions"]
+    assert set(prediction) == {"prediction", "probability", "prediction_id", "model_version"}
+    assert 0.0 <= prediction["probability"] <= 1.0
+    assert prediction["prediction"] == int(prediction["probability"] >= 0.5)
+    assert prediction["model_version"] == app.extensions["serve"].model.model_version
+
+
+def test_predict_batch_matches_the_scikit_learn_pipeline(client, example, app):
+    other = example | {"contract": "month-to-month", "support_tickets": 9, "total_charges": None}
+    response = client.post("/predict", json=[example, other])
+    probabilities = [p["probability"] for p in response.get_json()["predictions"]]
+    model = app.extensions["serve"].model
+    rows = [model.validator.validate(r) for r in (example, other)]
+    expected = model.estimator.predict_proba(model.frame(rows))[:, 1]
+    assert probabilities == pytest.approx(expected.tolist(), abs=1e-12)
+    assert len({p["prediction_id"] for p in response.get_json()["predictions"]}) == 2
+
+
+def test_predictions_are_logged_with_their_features(client, example, app):
+    ids = [p["prediction_id"] for p in client.post("/predict", json=[example, example]).get_json()["predictions"]]
+    log = app.extensions["serve"].log
+    log.flush()
+    with log.engine.connect() as conn:
+        rows = conn.execute(sa.select(predictions).where(predictions.c.prediction_id.in_(ids))).mappings().all()
+    assert len(rows) == 2
+    assert rows[0]["features"] == example
+    assert rows[0]["model_version"] == app.extensions["serve"].model.model_version
+
+
+def _without(record: dict, key: str) -> dict:
+    return {k: v for k, v in record.items() if k != key}
+
+
+INVALID = [
+    # (change to the example record, status, error code, field)
+    (lambda r: _without(r, "tenure_months"), 422, "missing_field", "tenure_months"),
+    (lambda r: r | {"tenure_months": None}, 422, "null_value", "tenure_months"),
+    (lambda r: r | {"tenure_months": "12"}, 422, "invalid_type", "tenure_months"),
+    (lambda r: r | {"tenure_months": 2.5}, 422, "invalid_type", "tenure_months"),
+    (lambda r: r | {"tenure_months": True}, 422, "invalid_type", "tenure_months"),
+    (lambda r: r | {"tenure_months": 500}, 422, "out_of_range", "tenure_months"),
+    (lambda r: r | {"monthly_charges": -1.0}, 422, "out_of_range", "monthly_charges"),
+    (lambda r: r | {"contract": "weekly"}, 422, "invalid_category", "contract"),
+    (lambda r: r | {"contract": 1}, 422, "invalid_type", "contract"),
+    (lambda r: r | {"favourite_colour": "blue"}, 422, "unknown_field", "favourite_colour"),
+]
+
+
+@pytest.mark.parametrize(("change", "status", "code", "field"), INVALID)
+def test_invalid_records_are_rejected_naming_the_field(client, example, change, status, code, field):
+    response = client.post("/predict", json=change(example))
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert (error["code"], error["field"]) == (code, field)
+    assert "index" not in error
+
+
+def test_an_invalid_record_in_a_batch_is_named_by_index(client, example):
+    response = client.post("/predict", json=[example, example | {"region": "moon"}])
+    assert response.status_code == 422
+    assert response.get_json()["error"] | {"message": ""} == {
+        "code": "invalid_category", "field": "region", "index": 1, "message": ""}
+
+
+def test_nullable_features_may_be_omitted_or_null(client, example):
+    assert client.post("/predict", json=_without(example, "total_charges")).status_code == 200
+    assert client.post("/predict", json=example | {"avg_session_minutes": None}).status_code == 200
+
+
+@pytest.mark.parametrize(("body", "code"), [("[]", "empty_batch"), ("3", "invalid_body"), ('"x"', "invalid_body"),
+                                            ("[1]", "invalid_record")])
+def test_bodies_that_are_not_records(client, body, code):
+    response = client.post("/predict", data=body, content_type="application/json")
+    assert (response.status_code, response.get_json()["error"]["code"]) == (422, code)
+
+
+def test_malformed_json_is_400(client):
+    response = client.post("/predict", data="{not json", content_type="application/json")
+    assert (response.status_code, response.get_json()["error"]["code"]) == (400, "invalid_json")
+
+
+def test_non_json_is_415(client, example):
+    response = client.post("/predict", data=json.dumps(example), content_type="text/plain")
+    assert (response.status_code, response.get_json()["error"]["code"]) == (415, "unsupported_media_type")
+
+
+def test_too_many_records_is_413(client, example):
+    response = client.post("/predict", json=[example] * 51)  # MAX_BATCH is 50 in the fixture
+    assert (response.status_code, response.get_json()["error"]["code"]) == (413, "batch_too_large")
+
+
+def test_too_large_a_body_is_413(app, example):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    response = app.test_client().post("/predict", json=[example] * 20)
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_unknown_path_is_404_and_wrong_method_405(client):
+    missing = client.get("/nope")
+    assert (missing.status_code, missing.get_json()["error"]["code"]) == (404, "not_found")
+    wrong = client.get("/predict")
+    assert (wrong.status_code, wrong.get_json()["error"]["code"]) == (405, "method_not_allowed")
+    assert "POST" in wrong.headers["Allow"]
+
+
+def test_feedback_is_stored_once(client, example, app):
+    prediction_id = client.post("/predict", json=example).get_json()["predictions"][0]["prediction_id"]
+    response = client.post("/feedback", json={"prediction_id": prediction_id, "label": 1})
+    assert response.status_code == 201
+    again = client.post("/feedback", json={"prediction_id": prediction_id, "label": 0})
+    assert (again.status_code, again.get_json()["error"]["code"]) == (409, "already_labelled")
+    with app.extensions["serve"].log.engine.connect() as conn:
+        rows = conn.execute(sa.select(feedback.c.prediction_id, feedback.c.label)).all()
+    assert [tuple(r) for r in rows] == [(prediction_id, 1)]
+
+
+def test_feedback_on_an_unknown_prediction_is_404(client):
+    response = client.post("/feedback", json={"prediction_id": "no-such-id", "label": 0})
+    assert response.status_code == 404
+    assert response.get_json()["error"] | {"message": ""} == {
+        "code": "unknown_prediction", "field": "prediction_id", "message": ""}
+
+
+@pytest.mark.parametrize("body", [{"prediction_id": "x", "label": 2}, {"prediction_id": "x", "label": True},
+                                  {"prediction_id": "", "label": 1}, {"label": 1},
+                                  {"prediction_id": "x", "label": 1, "extra": 1}])
+def test_invalid_feedback_is_422(client, body):
+    assert client.post("/feedback", json=body).status_code == 422
+
+
+def test_health_ready_metadata(client, app):
+    assert client.get("/health").get_json() == {"status": "ok"}
+    version = app.extensions["serve"].model.model_version
+    assert client.get("/ready").get_json() == {"ready": True, "model_version": version}
+    meta = client.get("/metadata").get_json()
+    assert meta["model_version"] == version
+    assert meta["data"]["snapshot_sha256"] == "0" * 64
+    assert [f["name"] for f in meta["features"]][:2] == ["tenure_months", "monthly_charges"]
+    assert {"params", "metrics", "trained_at", "example"} <= set(meta)
+    assert "reference" not in meta
+
+
+def test_not_ready_while_shutting_down(client, app):
+    app.extensions["serve"].shutting_down = True
+    response = client.get("/ready")
+    assert (response.status_code, response.get_json()) == (503, {"ready": False, "reason": "shutting down"})
+
+
+def test_metrics_count_requests_and_predictions(client, example, app):
+    client.post("/predict", json=[example] * 3)
+    client.post("/predict", json={"bad": 1})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'http_requests_total{endpoint="/predict",method="POST",status="200"} 1.0' in text
+    assert 'http_requests_total{endpoint="/predict",method="POST",status="422"} 1.0' in text
+    assert 'http_request_duration_seconds_count{endpoint="/predict",status="200"} 1.0' in text
+    assert "prediction_probability_count 3.0" in text
+    version = app.extensions["serve"].model.model_version
+    assert f'model_info{{model_version="{version}"}} 1.0' in text
+    assert "prediction_log_backlog" in text
+    counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line.startswith("predictions_total{"))
+    assert counted == 3

@@ -1,0 +1,89 @@
+"""The prediction log: batched off the request path, drained on close, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from app.predlog import PredictionLog, predictions
+
+
+def _rows(n: int, prefix: str = "p") -> list[dict]:
+    now = datetime.now(UTC)
+    return [{"prediction_id": f"{prefix}{i}", "created_at": now, "model_version": "abc", "features": {"x": i},
+             "probability": 0.25, "prediction": 0} for i in range(n)]
+
+
+def _count(log: PredictionLog) -> int:
+    with log.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(predictions)).scalar_one()
+
+
+def test_records_are_written_in_the_background_and_on_close(tmp_path):
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=60, batch_size=100)
+    log.record(_rows(5))
+    assert log.backlog == 5  # not written on the request path
+    log.close()
+    assert (log.backlog, _count(log)) == (0, 5)
+
+
+def test_a_full_batch_wakes_the_writer(tmp_path):
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=60, batch_size=10)
+    log.record(_rows(25))
+    deadline = datetime.now(UTC).timestamp() + 10
+    while _count(log) < 20 and datetime.now(UTC).timestamp() < deadline:
+        pass
+    assert _count(log) >= 20
+    log.close()
+
+
+def test_a_database_outage_keeps_rows_queued(tmp_path):
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=60)
+    log.record(_rows(3))
+    predictions.drop(log.engine)
+    assert log.flush() == 0
+    assert log.backlog == 3 and log.errors == 1
+    predictions.create(log.engine)
+    log.close()
+    assert (log.backlog, _count(log)) == (0, 3)
+
+
+def test_a_refused_row_does_not_block_the_others(tmp_path):
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=60)
+    log.record(_rows(3))
+    log.record(_rows(1))  # p0 again: violates the primary key
+    assert log.flush() == 3
+    assert log.backlog == 0 and log.errors == 1
+    log.close()
+
+
+def test_feedback_outcomes(tmp_path):
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=60)
+    log.record(_rows(1))
+    assert log.add_feedback("p0", 1) == "ok"  # still queued: flushed first
+    assert log.add_feedback("p0", 0) == "duplicate"
+    assert log.add_feedback("nope", 1) == "unknown"
+    log.close()
+
+
+@pytest.mark.postgres
+def test_postgres_log(postgres_url):
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS serve_predlog"))
+        conn.execute(sa.text("CREATE DATABASE serve_predlog"))
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + "/serve_predlog"
+    log = PredictionLog(url, flush_interval=0.05, batch_size=50)
+    log.record(_rows(120))
+    assert log.add_feedback("p7", 1) == "ok"
+    log.close()
+    with log.engine.connect() as conn:
+        stored = conn.execute(sa.select(predictions).where(predictions.c.prediction_id == "p7")).mappings().one()
+        labels = conn.execute(sa.text("SELECT prediction_id, label FROM feedback")).all()
+    assert _count(log) == 120
+    assert stored["features"] == {"x": 7} and stored["created_at"].tzinfo is not None
+    assert [tuple(r) for r in labels] == [("p7", 1)]
+    log.engine.dispose()

@@ -1,0 +1,290 @@
+"""Every GitHub workflow in .github/workflows passes the checkers and the project's security rules.
+
+The rules (README: "CI and pull-request reports"): top-level `permissions` grant nothing that writes; every
+action is pinned to a full commit SHA with a version comment; checkout never persists credentials; every job
+has a timeout and its own permissions; `${{ }}` values never appear inside a `run:` script
+(they reach it through `env:`); no `pull_request_target`; workflows that run on pull requests
+cancel superseded runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+WORKFLOW_DIR = REPO_ROOT / ".github" / "workflows"
+WORKFLOWS = sorted([*WORKFLOW_DIR.glob("*.yaml"), *WORKFLOW_DIR.glob("*.yml")])
+BIN = Path(sys.executable).parent
+PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
+USES_LINE = re.compile(r"^\s*(?:-\s*)?uses:\s*(\S+)(.*)$")
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    assert path.exists(), (
+        f"{name} is not installed in {BIN}: run `make venv` (it is pinned in requirements/dev.in)"
+    )
+    return str(path)
+
+
+def load(path: Path) -> dict[str, Any]:
+    workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(workflow, dict), f"{path.name}: not a mapping"
+    return workflow
+
+
+def triggers(workflow: dict[str, Any]) -> set[str]:
+    on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` key as True
+    if isinstance(on, str):
+        return {on}
+    if isinstance(on, list):
+        return set(on)
+    return set(on or {})
+
+
+def steps(workflow: dict[str, Any]):
+    for job_id, job in workflow.get("jobs", {}).items():
+        for index, step in enumerate(job.get("steps", [])):
+            yield job_id, index, step
+
+
+def ids(paths: list[Path]) -> list[str]:
+    return [path.name for path in paths]
+
+
+def test_the_ci_and_comment_workflows_exist() -> None:
+    assert {"ci.yaml", "pr-comment.yaml"} <= {path.name for path in WORKFLOWS}
+
+
+def test_actionlint_passes_on_every_workflow() -> None:
+    result = subprocess.run(
+        [tool("actionlint"), *map(str, WORKFLOWS)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_offline_finds_nothing_at_medium_or_above() -> None:
+    result = subprocess.run(
+        [tool("zizmor"), "--offline", "--min-severity", "medium", "--format", "json", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings = json.loads(result.stdout or "[]")
+    assert findings == [], [(f["ident"], f["desc"]) for f in findings]
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_workflow_matches_the_github_workflow_schema() -> None:
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_every_action_is_pinned_to_a_full_sha_with_a_version_comment(path: Path) -> None:
+    lines = [USES_LINE.match(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    uses = [(match.group(1).strip("'\""), match.group(2)) for match in lines if match]
+    for ref, rest in uses:
+        if ref.startswith("./"):
+            continue  # an action or reusable workflow of this repository: pinned by the commit itself
+        if ref.startswith("docker://"):
+            assert "@sha256:" in ref, f"{path.name}: {ref} is not pinned to a digest"
+            continue
+        assert PINNED.match(ref), f"{path.name}: `{ref}` is not pinned to a 40-hex commit SHA"
+        assert re.search(r"#\s*v\d", rest), f"{path.name}: `{ref}` has no `# vX.Y.Z` comment"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_top_level_permissions_grant_no_write(path: Path) -> None:
+    workflow = load(path)
+    assert "permissions" in workflow, f"{path.name}: no top-level `permissions` (use `permissions: {{}}`)"
+    permissions = workflow["permissions"]
+    if isinstance(permissions, str):
+        assert permissions in {"read-all", "none"} or permissions == "", (
+            f"{path.name}: permissions: {permissions}"
+        )
+    else:
+        writes = {scope: level for scope, level in (permissions or {}).items() if level == "write"}
+        assert writes == {}, f"{path.name}: top-level permissions grant write: {writes}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_every_job_has_a_timeout_and_its_own_permissions(path: Path) -> None:
+    for job_id, job in load(path).get("jobs", {}).items():
+        if "uses" in job:
+            continue  # a reusable-workflow call cannot set a timeout: the called workflow's jobs carry theirs
+        assert "timeout-minutes" in job, f"{path.name}: job `{job_id}` has no timeout-minutes"
+        assert "permissions" in job, f"{path.name}: job `{job_id}` does not declare its permissions"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_checkout_never_persists_credentials(path: Path) -> None:
+    for job_id, index, step in steps(load(path)):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert (step.get("with") or {}).get("persist-credentials") is False, (
+                f"{path.name}: job `{job_id}` step {index}: checkout without `persist-credentials: false`"
+            )
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_expressions_reach_scripts_only_through_env(path: Path) -> None:
+    for job_id, index, step in steps(load(path)):
+        assert "${{" not in str(step.get("run", "")), (
+            f"{path.name}: job `{job_id}` step {index}: `${{{{ }}}}` inside `run:`; pass it through `env:`"
+        )
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_no_pull_request_target_and_pull_request_runs_are_cancelled_when_superseded(path: Path) -> None:
+    workflow = load(path)
+    on = triggers(workflow)
+    assert "pull_request_target" not in on, f"{path.name}: pull_request_target runs with secrets on fork code"
+    if "pull_request" in on:
+        concurrency = workflow.get("concurrency") or {}
+        assert concurrency.get("cancel-in-progress"), f"{path.name}: no concurrency with cancel-in-progress"
+
+
+# ------------------------------------------------------- pr-comment.yaml: its scripts, run here for real
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def step_script(name: str) -> str:
+    workflow = load(WORKFLOW_DIR / "pr-comment.yaml")
+    for _, _, step in steps(workflow):
+        if step.get("name") == name:
+            return step["run"]
+    raise AssertionError(f"pr-comment.yaml has no step named {name!r}")
+
+
+def run_step(name: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    # The way GitHub runs a `run:` step: bash --noprofile --norc -eo pipefail
+    base = {"PATH": os.environ["PATH"], "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step_script(name)],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def report_dir(tmp_path: Path, pull_request: object = 7) -> Path:
+    out = tmp_path / "pr-report"
+    out.mkdir()
+    (out / "verdict.json").write_text(json.dumps({"passed": True, "pull_request": pull_request}))
+    (out / "comment.md").write_text("## ✅ Quality gate passed\n")
+    (out / "roc.png").write_bytes(PNG)
+    return out
+
+
+def fake_gh(tmp_path: Path, head_sha: str) -> str:
+    """A `gh` on PATH that answers `gh api repos/.../pulls/N --jq .head.sha` with head_sha."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text(f"#!/bin/sh\necho {head_sha}\n")
+    gh.chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize(
+    ("pull_request", "head_sha", "png", "expected_code", "expected_output"),
+    [
+        (7, "abc123", PNG, 0, "number=7\n"),
+        (7, "moved-on", PNG, 0, ""),  # the PR has a newer head: no comment from this stale run
+        ("7; echo pwned", "abc123", PNG, 1, ""),  # the artifact is untrusted data
+        (None, "abc123", PNG, 1, ""),
+        (7, "abc123", b"<svg/>", 1, ""),  # only PNG images are published
+    ],
+)
+def test_pr_comment_check_step_trusts_the_artifact_only_as_validated_data(
+    tmp_path: Path, pull_request, head_sha: str, png: bytes, expected_code: int, expected_output: str
+) -> None:
+    out = report_dir(tmp_path, pull_request)
+    (out / "roc.png").write_bytes(png)
+    github_output = tmp_path / "github_output"
+    github_output.write_text("")
+    env = {
+        "PATH": fake_gh(tmp_path, head_sha),
+        "REPORT_DIR": str(out),
+        "REPOSITORY": "owner/repo",
+        "HEAD_SHA": "abc123",
+        "GH_TOKEN": "token",
+        "GITHUB_OUTPUT": str(github_output),
+    }
+    result = run_step("Check the report and its pull request", env, tmp_path)
+    assert result.returncode == expected_code, result.stdout + result.stderr
+    assert github_output.read_text() == expected_output
+    assert "pwned" not in result.stdout
+
+
+def test_pr_comment_steps_accept_a_report_without_images(tmp_path: Path) -> None:
+    out = report_dir(tmp_path)
+    (out / "roc.png").unlink()
+    github_output = tmp_path / "github_output"
+    github_output.write_text("")
+    env = {
+        "PATH": fake_gh(tmp_path, "abc123"),
+        "REPORT_DIR": str(out),
+        "REPOSITORY": "owner/repo",
+        "HEAD_SHA": "abc123",
+        "GH_TOKEN": "token",
+        "GITHUB_OUTPUT": str(github_output),
+        "RUNNER_TEMP": str(tmp_path),
+        "PR_NUMBER": "7",
+        "GITHUB_SERVER_URL": "file:///nonexistent",
+    }
+    checked = run_step("Check the report and its pull request", env, tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert github_output.read_text() == "number=7\n"
+    published = run_step("Publish the images to the report-assets branch", env, tmp_path)
+    assert published.returncode == 0, published.stderr
+    assert "no images to publish" in published.stdout
+
+
+def test_pr_comment_publish_step_adds_each_runs_images_to_the_report_assets_branch(tmp_path: Path) -> None:
+    remote = tmp_path / "server" / "owner" / "repo.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    out = report_dir(tmp_path)
+    for pr_number, head_sha in (("7", "abc123"), ("8", "def456")):
+        runner_temp = tmp_path / f"runner-{pr_number}"
+        runner_temp.mkdir()
+        env = {
+            "GITHUB_SERVER_URL": f"file://{tmp_path / 'server'}",
+            "REPOSITORY": "owner/repo",
+            "RUNNER_TEMP": str(runner_temp),
+            "REPORT_DIR": str(out),
+            "GH_TOKEN": "token",
+            "PR_NUMBER": pr_number,
+            "HEAD_SHA": head_sha,
+        }
+        result = run_step("Publish the images to the report-assets branch", env, tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    files = subprocess.run(
+        ["git", "--git-dir", str(remote), "ls-tree", "-r", "--name-only", "report-assets"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert files == ["pr-7/abc123/roc.png", "pr-8/def456/roc.png"]
+    url = re.search(r'REPORT_IMAGE_URL="([^"]+)"', (WORKFLOW_DIR / "ci.yaml").read_text()).group(1)
+    # ci.yaml links the images exactly where this step puts them
+    assert url == "$GITHUB_SERVER_URL/$REPOSITORY/raw/report-assets/pr-$PR_NUMBER/$HEAD_SHA"
