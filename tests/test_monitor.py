@@ -363,3 +363,11 @@ def test_preflight_tells_the_workflow_whether_a_log_is_configured(
     assert monitor.main(["--preflight"]) == 0
     assert outputs.read_text() == f"ready={ready}\n"
     assert ("::notice title=Monitoring skipped::" in capsys.readouterr().out) == (ready == "false")
+
+
+def test_report_only_neither_records_nor_runs_a_trigger(model_dir: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    replay(create_log(url), generate_month("2025-06", 800, SEED, covariate_drift=1.0, concept_drift=1.0))
+    verdict = run(model_dir, url, tmp_path, trigger_command="false", trigger=False)
+    assert verdict["status"] == "breach" and verdict["trigger"]["action"] == "disabled"
+    assert not (tmp_path / "state.json").exists()

@@ -491,7 +491,7 @@ def render_report(verdict: dict[str, Any], images: list[str]) -> str:
     if verdict["reasons"]:
         lines += ["## Breaches", "", *[f"- `{r['code']}`: {r['message']}" for r in verdict["reasons"]], ""]
     trigger = verdict.get("trigger") or {}
-    if trigger.get("action", "none") != "none":
+    if trigger.get("action", "none") not in ("none", "disabled"):
         lines += [
             f"Retraining trigger: **{trigger['action']}** (`{trigger.get('key')}`"
             + (f", command exit {trigger['returncode']}" if "returncode" in trigger else "")
@@ -585,7 +585,10 @@ def run_monitor(
     trigger_command: str = "",
     state_path: Path | None = None,
     now: datetime | None = None,
+    trigger: bool = True,
 ) -> dict[str, Any]:
+    """Judge the window, write the report and verdict, and (unless `trigger` is False: report only) decide,
+    record and run the trigger."""
     now = now or datetime.now(UTC)
     end = end or now
     start = start or end - timedelta(days=cfg.window_days)
@@ -603,7 +606,7 @@ def run_monitor(
 
     state_path = state_path or Path(cfg.state_file)
     state = load_state(state_path)
-    decision = decide_trigger(verdict, state, cfg.cooldown_hours, now)
+    decision = decide_trigger(verdict, state, cfg.cooldown_hours, now) if trigger else {"action": "disabled"}
     verdict["trigger"] = {**decision, "command": trigger_command or None}
     write_outputs(verdict, out_dir, images)
     if decision["action"] == "trigger":
@@ -661,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=_parse_time, help="window start (default: end - monitor.window_days)")
     parser.add_argument("--end", type=_parse_time, help="window end (default: now)")
     parser.add_argument(
-        "--no-trigger", action="store_true", help="report only: never run the trigger command"
+        "--no-trigger", action="store_true", help="report only: no trigger decided, recorded or run"
     )
     parser.add_argument(
         "--github",
@@ -678,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         preflight()
         return 0
     cfg, _ = monitor_params(args.params)
-    command = "" if args.no_trigger else os.environ.get("MONITOR_TRIGGER_COMMAND", cfg.trigger_command)
+    command = os.environ.get("MONITOR_TRIGGER_COMMAND", cfg.trigger_command)
     out_dir = args.out or Path(cfg.report_dir)
     verdict = run_monitor(
         cfg,
@@ -688,12 +691,13 @@ def main(argv: list[str] | None = None) -> int:
         args.start,
         args.end,
         command,
+        trigger=not args.no_trigger,
     )
     if args.github:
         github_outputs(verdict, out_dir)
     print(f"monitor: {verdict['status']}: {verdict['summary']}")
     trigger = verdict["trigger"]
-    if trigger["action"] != "none":
+    if trigger["action"] not in ("none", "disabled"):
         print(
             f"monitor: trigger {trigger['action']} ({trigger['key']})"
             + (f", command exit {trigger['returncode']}" if "returncode" in trigger else "")
