@@ -168,24 +168,12 @@ def test_monitoring_detects_drift_and_the_retrained_challenger_is_promoted(tmp_p
         drift_start = datetime.now(UTC).isoformat()
         assert replay_month(port, names, DRIFTED_MONTH, covariate=1.0, concept=1.0) == ROWS
 
-    # The warehouse receives both months' outcomes: the data the challenger will learn from.
-    for month, drift in (
-        (NORMAL_MONTH, []),
-        (DRIFTED_MONTH, ["--covariate-drift", "1", "--concept-drift", "1"]),
-    ):
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pipeline.generate",
-                "--params",
-                "params.yaml",
-                "--append-month",
-                month,
-                *drift,
-            ],
-            repo,
-        )
+    # The warehouse receives the outcomes: the normal month, then the drifted quarter.
+    append = [sys.executable, "-m", "pipeline.generate", "--params", "params.yaml", "--append-month"]
+    run([*append, NORMAL_MONTH], repo)
+    for month in DRIFTED_QUARTER:
+        drift = ["--rows", str(DRIFTED_ROWS), "--covariate-drift", "1", "--concept-drift", "1"]
+        run([*append, month, *drift], repo)
 
     # `make monitor` fails (make exits 2 for any failed recipe; the monitor's own status is 3: breach).
     result = run([*make, "monitor", f"MONITOR_ARGS=--start {drift_start}"], repo, env, ok=(2,))
