@@ -15,14 +15,14 @@ from typing import Any
 from flask import Flask
 
 DEFAULTS: dict[str, Any] = {
-    "MODEL_DIR": "model",                              # model.skops + metadata.json written by `make run`
+    "MODEL_DIR": "model",  # model.skops + metadata.json written by `make run`
     "PREDICTION_LOG_URL": "sqlite:///predictions.db",  # any SQLAlchemy URL, e.g. postgresql+psycopg://...
-    "MAX_BATCH": 1000,                                 # records per /predict request (more: 413)
-    "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,             # bytes per request body (more: 413)
-    "LOG_FLUSH_INTERVAL": 0.5,                         # seconds between prediction-log batch writes
-    "LOG_BATCH_SIZE": 1000,                            # rows per prediction-log insert
-    "MODEL_THREADS": 1,                                # BLAS/OpenMP threads per worker
-    "FASTPATH": True,                                  # use app.fastpath when it matches scikit-learn
+    "MAX_BATCH": 1000,  # records per /predict request (more: 413)
+    "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # bytes per request body (more: 413)
+    "LOG_FLUSH_INTERVAL": 0.5,  # seconds between prediction-log batch writes
+    "LOG_BATCH_SIZE": 1000,  # rows per prediction-log insert
+    "MODEL_THREADS": 1,  # BLAS/OpenMP threads per worker
+    "FASTPATH": True,  # use app.fastpath when it matches scikit-learn
 }
 
 
@@ -73,16 +73,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not app.logger.handlers or app.logger.level == logging.NOTSET:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    # One thread per worker: the workers already occupy the cores, and OpenMP threads in each worker
-    # oversubscribe them (measured 7x slower for HistGradientBoosting; docs/benchmarks.md).
-    threadpool_limits(limits=int(app.config["MODEL_THREADS"]))
-
     metrics = Metrics()
     model = load_service(app.config["MODEL_DIR"], use_fastpath=bool(app.config["FASTPATH"]))
-    log = PredictionLog(app.config["PREDICTION_LOG_URL"], flush_interval=float(app.config["LOG_FLUSH_INTERVAL"]),
-                        batch_size=int(app.config["LOG_BATCH_SIZE"]))
-    log.on_flush = lambda written, backlog: (metrics.log_written.inc(written), metrics.log_backlog.set(backlog))
-    state = app.extensions["serve"] = ServeState(model=model, log=log, metrics=metrics, config=dict(app.config))
+    # One thread per worker: the workers already occupy the cores, and OpenMP threads in each worker
+    # oversubscribe them (measured 7x slower for HistGradientBoosting; docs/benchmarks.md).
+    # (after loading: threadpoolctl only reaches the libraries already loaded, and scikit-learn brings OpenMP)
+    threadpool_limits(limits=int(app.config["MODEL_THREADS"]))
+
+    log = PredictionLog(
+        app.config["PREDICTION_LOG_URL"],
+        flush_interval=float(app.config["LOG_FLUSH_INTERVAL"]),
+        batch_size=int(app.config["LOG_BATCH_SIZE"]),
+    )
+    log.on_flush = lambda written, backlog: (
+        metrics.log_written.inc(written),
+        metrics.log_backlog.set(backlog),
+    )
+    state = app.extensions["serve"] = ServeState(
+        model=model, log=log, metrics=metrics, config=dict(app.config)
+    )
     state.publish_model_metrics()
 
     app.register_blueprint(api.bp)

@@ -79,8 +79,11 @@ def _compile_column_transformer(ct: Any, features: list[Feature]) -> list[Block]
         kinds = {by_name[c][1].type == "category" for c in cols}
         if len(kinds) != 1:
             raise Unsupported("a transformer mixes numeric and category columns")
-        steps = [] if transformer == "passthrough" else (
-            [s for _, s in transformer.steps] if _cls(transformer) == "Pipeline" else [transformer])
+        steps = (
+            []
+            if transformer == "passthrough"
+            else ([s for _, s in transformer.steps] if _cls(transformer) == "Pipeline" else [transformer])
+        )
         blocks.append(_category_block(idx, steps) if kinds.pop() else _numeric_block(idx, steps))
     if not blocks:
         raise Unsupported("no columns")
@@ -99,7 +102,9 @@ def _numeric_block(idx: list[int], steps: list[Any]) -> Block:
         elif name == "StandardScaler":
             mean = None if step.mean_ is None else np.asarray(step.mean_, dtype=float)
             scale = None if step.scale_ is None else np.asarray(step.scale_, dtype=float)
-            ops.append(lambda X, m=mean, s=scale: ((X - m) if m is not None else X) / (s if s is not None else 1.0))
+            ops.append(
+                lambda X, m=mean, s=scale: ((X - m) if m is not None else X) / (s if s is not None else 1.0)
+            )
         else:
             raise Unsupported(f"numeric step {name}")
 
@@ -119,8 +124,11 @@ def _category_block(idx: list[int], steps: list[Any]) -> Block:
     *imputers, encoder = steps
     fills: list[Any] = [None] * len(idx)
     for imp in imputers:
-        if _cls(imp) != "SimpleImputer" or imp.add_indicator or not (
-                _is_nan(imp.missing_values) or imp.missing_values is None):
+        if (
+            _cls(imp) != "SimpleImputer"
+            or imp.add_indicator
+            or not (_is_nan(imp.missing_values) or imp.missing_values is None)
+        ):
             raise Unsupported(f"category step {_cls(imp)}")
         fills = [f if f is not None else s for f, s in zip(fills, imp.statistics_, strict=True)]
     categories = [list(c) for c in encoder.categories_]
@@ -145,8 +153,11 @@ def _category_block(idx: list[int], steps: list[Any]) -> Block:
 
         return ordinal
     if _cls(encoder) == "OneHotEncoder":
-        if encoder.handle_unknown != "ignore" or encoder.drop_idx_ is not None or getattr(
-                encoder, "_infrequent_enabled", False):
+        if (
+            encoder.handle_unknown != "ignore"
+            or encoder.drop_idx_ is not None
+            or getattr(encoder, "_infrequent_enabled", False)
+        ):
             raise Unsupported("OneHotEncoder options")
         offsets = np.cumsum([0] + [len(c) for c in categories])
 
@@ -197,7 +208,7 @@ class _Forest:
     own Cython loop is faster, hence `max_rows`.
     """
 
-    max_rows = 64
+    max_rows = 256
 
     def __init__(self, est: Any):
         if getattr(est, "n_trees_per_iteration_", 1) != 1:
@@ -238,10 +249,22 @@ class _Forest:
         self.feat = column_of[feat_arr] if column_of is not None else feat_arr
         self.cat_nodes = np.flatnonzero(np.concatenate(iscat))
         if len(self.cat_nodes):
-            self.cat_bitset = np.concatenate(bitset)[self.cat_nodes]
-            self.raw_bits = np.concatenate(raw_bits).astype(np.uint32)
-            self.known_bits = np.asarray(known_bits, dtype=np.uint32)
-            self.cat_known_row = np.asarray(f_idx_map, dtype=np.int64)[feat_arr[self.cat_nodes]]
+            # Each categorical node's direction for every code 0..255, plus column 256 for "missing" (NaN,
+            # negative, too large): left if the code is in the node's bitset, right if the feature knows it,
+            # else the missing side. One lookup per node at predict time instead of bit arithmetic.
+            codes = np.arange(256)
+            words, shifts = codes >> 5, (codes & 31).astype(np.uint32)
+            node_bits = np.concatenate(raw_bits).astype(np.uint32)[np.concatenate(bitset)[self.cat_nodes]]
+            known_rows = np.asarray(known_bits, dtype=np.uint32)[
+                np.asarray(f_idx_map, dtype=np.int64)[feat_arr[self.cat_nodes]]
+            ]
+            in_left = ((node_bits[:, words] >> shifts) & 1).astype(bool)
+            known = ((known_rows[:, words] >> shifts) & 1).astype(bool)
+            missing_left = self.mleft[self.cat_nodes][:, None]
+            self.cat_table = np.concatenate(
+                [in_left | (~known & missing_left), missing_left], axis=1
+            )  # (cat nodes, 257) -> go left?
+            self.cat_rows = np.arange(len(self.cat_nodes))
         self.chunk = max(1, (1 << 19) // max(1, self.n_nodes))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -250,23 +273,15 @@ class _Forest:
             X = self.remap(X)
         if len(X) <= self.chunk:
             return self._predict(X)
-        return np.concatenate([self._predict(X[i:i + self.chunk]) for i in range(0, len(X), self.chunk)])
+        return np.concatenate([self._predict(X[i : i + self.chunk]) for i in range(0, len(X), self.chunk)])
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         x = X.take(self.feat, axis=1)  # (rows, nodes): each node's input value
-        go_left = x <= self.thr
-        missing = np.isnan(x)
+        go_left = np.where(np.isnan(x), self.mleft, x <= self.thr)
         if len(self.cat_nodes):
             xc = x[:, self.cat_nodes]
-            # negative, NaN or codes beyond the 256 a bitset holds are "missing", as in sklearn
-            bad = ~((xc >= 0) & (xc < 256))
-            code = np.where(bad, 0, xc).astype(np.int64)
-            word, bit = code >> 5, (code & 31).astype(np.uint32)
-            in_left = ((self.raw_bits[self.cat_bitset, word] >> bit) & 1).astype(bool)
-            known = ((self.known_bits[self.cat_known_row, word] >> bit) & 1).astype(bool)
-            go_left[:, self.cat_nodes] = in_left
-            missing[:, self.cat_nodes] = bad | ~(in_left | known)
-        go_left = np.where(missing, self.mleft, go_left)
+            code = np.where((xc >= 0) & (xc < 256), xc, 256).astype(np.intp)  # NaN compares False: 256
+            go_left[:, self.cat_nodes] = self.cat_table[self.cat_rows, code]
         offsets = (np.arange(len(X)) * self.n_nodes)[:, None]
         nxt = (np.where(go_left, self.left, self.right) + offsets).ravel()  # node -> child, per row
         node = self.roots + offsets
@@ -299,7 +314,7 @@ def _hgb_category_remap(est: Any) -> tuple[Callable[[np.ndarray], np.ndarray] | 
             values = X[:, col]
             pos = np.minimum(np.searchsorted(cats, values), len(cats) - 1)
             out[:, j] = np.where(cats[pos] == values, pos, np.nan)
-        out[:, len(cat_cols):] = X[:, num_cols]
+        out[:, len(cat_cols) :] = X[:, num_cols]
         return out
 
     return remap, None

@@ -29,7 +29,7 @@ import tempfile
 bind = os.environ.get("BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 threads = int(os.environ.get("THREADS", "1"))
-worker_class = "gthread"  # keep-alive connections, and threads when THREADS > 1
+worker_class = os.environ.get("WORKER_CLASS", "gthread")
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
 timeout = int(os.environ.get("TIMEOUT", "30"))
 keepalive = int(os.environ.get("KEEPALIVE", "5"))
@@ -43,9 +43,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 # Prometheus: merge the metrics of all workers (see app/observability.py).
-_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-if _own_metrics_dir:
+# (this file is re-read on HUP: the marker remembers that the directory is ours to remove at exit)
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+    os.environ["SERVE_OWNS_PROMETHEUS_DIR"] = "1"
 
 
 def on_starting(server):
@@ -56,7 +57,7 @@ def on_starting(server):
 
 
 def on_exit(server):
-    if _own_metrics_dir:
+    if os.environ.get("SERVE_OWNS_PROMETHEUS_DIR") == "1":
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 

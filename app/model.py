@@ -85,8 +85,9 @@ def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelServi
 
     trained_with = (metadata.get("libraries") or {}).get("scikit-learn")
     if trained_with != sklearn.__version__:
-        return not_ready(f"model trained with scikit-learn {trained_with}, this server has {sklearn.__version__}",
-                         metadata)
+        return not_ready(
+            f"model trained with scikit-learn {trained_with}, this server has {sklearn.__version__}", metadata
+        )
     try:
         features = parse_features(metadata.get("features"))
     except ValueError as exc:
@@ -94,13 +95,18 @@ def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelServi
     names = [f.name for f in features]
     expected = list(getattr(estimator, "feature_names_in_", names))
     if expected != names:
-        return not_ready(f"metadata.json features {names} do not match the model's input columns {expected}",
-                         metadata)
+        return not_ready(
+            f"metadata.json features {names} do not match the model's input columns {expected}", metadata
+        )
 
     service = ModelService(
-        ready=True, metadata=metadata, model_version=str(metadata.get("model_version", "unknown")),
-        validator=RecordValidator(features), threshold=float(metadata.get("threshold", 0.5)),
-        estimator=estimator, example=metadata.get("example"),
+        ready=True,
+        metadata=metadata,
+        model_version=str(metadata.get("model_version", "unknown")),
+        validator=RecordValidator(features),
+        threshold=float(metadata.get("threshold", 0.5)),
+        estimator=estimator,
+        example=metadata.get("example"),
     )
     try:
         example_rows = [service.validator.validate(service.example)] if service.example else []
@@ -115,8 +121,9 @@ def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelServi
     return service
 
 
-def verified_fastpath(estimator: Any, features: list[Feature], rows: list[list[Any]],
-                      reference: np.ndarray) -> CompiledPipeline | None:
+def verified_fastpath(
+    estimator: Any, features: list[Feature], rows: list[list[Any]], reference: np.ndarray
+) -> CompiledPipeline | None:
     try:
         compiled = compile_pipeline(estimator, features)
         fast = compiled.predict_proba(rows)
@@ -142,7 +149,9 @@ def check_records(features: list[Feature], n: int = 200, seed: int = 0) -> list[
                 row.append(None)
             elif f.type == "category":
                 allowed = f.allowed or ()
-                row.append(allowed[i % len(allowed)] if i < 2 * len(allowed) else allowed[rng.integers(len(allowed))])
+                row.append(
+                    allowed[i % len(allowed)] if i < 2 * len(allowed) else allowed[rng.integers(len(allowed))]
+                )
             else:
                 lo = f.min if f.min is not None else -1e3
                 hi = f.max if f.max is not None else 1e3

@@ -57,13 +57,22 @@ def parse_features(raw: Any) -> list[Feature]:
             raise ValueError(f"metadata.json: features[{i}] needs a 'name'")
         ftype = item.get("type")
         if ftype not in FEATURE_TYPES:
-            raise ValueError(f"metadata.json: features[{i}] ({item['name']}): type must be one of {FEATURE_TYPES}")
+            raise ValueError(
+                f"metadata.json: features[{i}] ({item['name']}): type must be one of {FEATURE_TYPES}"
+            )
         allowed = item.get("allowed")
         if ftype == "category" and not allowed:
             raise ValueError(f"metadata.json: features[{i}] ({item['name']}): a category needs 'allowed'")
-        out.append(Feature(name=item["name"], type=ftype, nullable=bool(item.get("nullable", False)),
-                           min=item.get("min"), max=item.get("max"),
-                           allowed=tuple(str(a) for a in allowed) if allowed else None))
+        out.append(
+            Feature(
+                name=item["name"],
+                type=ftype,
+                nullable=bool(item.get("nullable", False)),
+                min=item.get("min"),
+                max=item.get("max"),
+                allowed=tuple(str(a) for a in allowed) if allowed else None,
+            )
+        )
     return out
 
 

@@ -119,6 +119,7 @@ def bench_size(rows: int, args: argparse.Namespace, workdir: Path) -> list[dict]
 def bench_postgres(rows: int, args: argparse.Namespace, workdir: Path, server_dir: Path) -> list[dict]:
     """The same extraction through WAREHOUSE_URL, from a throw-away PostgreSQL server loaded with the data."""
     sys.path.insert(0, str(REPO_ROOT))
+    from pipeline.load_warehouse import load_files
     from tests.postgres import postgres_server
 
     data = (args.data_dir or workdir) / f"data-{rows}"
@@ -128,7 +129,7 @@ def bench_postgres(rows: int, args: argparse.Namespace, workdir: Path, server_di
     results = []
     with postgres_server(server_dir) as url:
         t0 = time.perf_counter()
-        load_postgres(url, sorted((data / "events").glob("*.parquet")))
+        load_files(url, "events", sorted((data / "events").glob("*.parquet")))
         took = time.perf_counter() - t0
         print(f"postgres: loaded {rows:,} rows in {took:.1f} s", file=sys.stderr, flush=True)
         for chunk in args.chunk_rows:
@@ -148,28 +149,6 @@ def bench_postgres(rows: int, args: argparse.Namespace, workdir: Path, server_di
             measured = run_measured(cmd, env={**os.environ, "WAREHOUSE_URL": url})
             results.append(_record(rows, f"chunked: {chunk:,} rows/chunk, PostgreSQL", measured, out))
     return results
-
-
-def load_postgres(url: str, files: list[Path]) -> None:
-    import io
-
-    import psycopg
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    from pipeline.generate import ARROW_SCHEMA
-
-    sql_types = {"string": "text", "timestamp[us]": "timestamp", "int64": "bigint"}
-    sql_types["double"] = "double precision"
-    columns = ", ".join(f"{f.name} {sql_types[str(f.type)]}" for f in ARROW_SCHEMA)
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS events; CREATE TABLE events ({columns})")
-        for path in files:
-            buffer = io.BytesIO()
-            pacsv.write_csv(pq.read_table(path), buffer, pacsv.WriteOptions(include_header=False))
-            with cur.copy("COPY events FROM STDIN (FORMAT csv)") as copy:
-                copy.write(buffer.getvalue())
-        cur.execute("ANALYZE events")
 
 
 def _row(r: dict) -> str:

@@ -33,8 +33,14 @@ def app(model_dir: Path, tmp_path: Path):
     """The inference app on the tiny model, logging predictions to a SQLite file in tmp_path."""
     from app import create_app
 
-    flask_app = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG_URL": f"sqlite:///{tmp_path}/log.db",
-                            "MAX_BATCH": 50, "TESTING": True})
+    flask_app = create_app(
+        {
+            "MODEL_DIR": str(model_dir),
+            "PREDICTION_LOG_URL": f"sqlite:///{tmp_path}/log.db",
+            "MAX_BATCH": 50,
+            "TESTING": True,
+        }
+    )
     yield flask_app
     flask_app.extensions["serve"].log.close()
 

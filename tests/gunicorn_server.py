@@ -36,15 +36,29 @@ def request(port: int, method: str, path: str, body=None, timeout: float = 10.0)
 
 
 @contextmanager
-def gunicorn(model_dir: Path, log_url: str, log_file: Path, **env: str) -> Iterator[tuple[subprocess.Popen, int]]:
+def gunicorn(
+    model_dir: Path, log_url: str, log_file: Path, **env: str
+) -> Iterator[tuple[subprocess.Popen, int]]:
     port = free_port()
-    environ = {**os.environ, "PORT": str(port), "MODEL_DIR": str(model_dir), "PREDICTION_LOG_URL": log_url,
-               "WEB_CONCURRENCY": "2", "GRACEFUL_TIMEOUT": "20", **env}
+    environ = {
+        **os.environ,
+        "PORT": str(port),
+        "MODEL_DIR": str(model_dir),
+        "PREDICTION_LOG_URL": log_url,
+        "WEB_CONCURRENCY": "2",
+        "GRACEFUL_TIMEOUT": "20",
+        **env,
+    }
     environ.pop("BIND", None)
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "app.wsgi:app"],
-                                cwd=REPO_ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "app.wsgi:app"],
+            cwd=REPO_ROOT,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 300
         while True:

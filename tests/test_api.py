@@ -37,11 +37,15 @@ def test_predict_batch_matches_the_scikit_learn_pipeline(client, example, app):
 
 
 def test_predictions_are_logged_with_their_features(client, example, app):
-    ids = [p["prediction_id"] for p in client.post("/predict", json=[example, example]).get_json()["predictions"]]
+    ids = [
+        p["prediction_id"] for p in client.post("/predict", json=[example, example]).get_json()["predictions"]
+    ]
     log = app.extensions["serve"].log
     log.flush()
     with log.engine.connect() as conn:
-        rows = conn.execute(sa.select(predictions).where(predictions.c.prediction_id.in_(ids))).mappings().all()
+        rows = (
+            conn.execute(sa.select(predictions).where(predictions.c.prediction_id.in_(ids))).mappings().all()
+        )
     assert len(rows) == 2
     assert rows[0]["features"] == example
     assert rows[0]["model_version"] == app.extensions["serve"].model.model_version
@@ -79,7 +83,11 @@ def test_an_invalid_record_in_a_batch_is_named_by_index(client, example):
     response = client.post("/predict", json=[example, example | {"region": "moon"}])
     assert response.status_code == 422
     assert response.get_json()["error"] | {"message": ""} == {
-        "code": "invalid_category", "field": "region", "index": 1, "message": ""}
+        "code": "invalid_category",
+        "field": "region",
+        "index": 1,
+        "message": "",
+    }
 
 
 def test_nullable_features_may_be_omitted_or_null(client, example):
@@ -87,8 +95,10 @@ def test_nullable_features_may_be_omitted_or_null(client, example):
     assert client.post("/predict", json=example | {"avg_session_minutes": None}).status_code == 200
 
 
-@pytest.mark.parametrize(("body", "code"), [("[]", "empty_batch"), ("3", "invalid_body"), ('"x"', "invalid_body"),
-                                            ("[1]", "invalid_record")])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [("[]", "empty_batch"), ("3", "invalid_body"), ('"x"', "invalid_body"), ("[1]", "invalid_record")],
+)
 def test_bodies_that_are_not_records(client, body, code):
     response = client.post("/predict", data=body, content_type="application/json")
     assert (response.status_code, response.get_json()["error"]["code"]) == (422, code)
@@ -139,12 +149,22 @@ def test_feedback_on_an_unknown_prediction_is_404(client):
     response = client.post("/feedback", json={"prediction_id": "no-such-id", "label": 0})
     assert response.status_code == 404
     assert response.get_json()["error"] | {"message": ""} == {
-        "code": "unknown_prediction", "field": "prediction_id", "message": ""}
+        "code": "unknown_prediction",
+        "field": "prediction_id",
+        "message": "",
+    }
 
 
-@pytest.mark.parametrize("body", [{"prediction_id": "x", "label": 2}, {"prediction_id": "x", "label": True},
-                                  {"prediction_id": "", "label": 1}, {"label": 1},
-                                  {"prediction_id": "x", "label": 1, "extra": 1}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prediction_id": "x", "label": 2},
+        {"prediction_id": "x", "label": True},
+        {"prediction_id": "", "label": 1},
+        {"label": 1},
+        {"prediction_id": "x", "label": 1, "extra": 1},
+    ],
+)
 def test_invalid_feedback_is_422(client, body):
     assert client.post("/feedback", json=body).status_code == 422
 
@@ -178,6 +198,7 @@ def test_metrics_count_requests_and_predictions(client, example, app):
     version = app.extensions["serve"].model.model_version
     assert f'model_info{{model_version="{version}"}} 1.0' in text
     assert "prediction_log_backlog" in text
-    counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                  if line.startswith("predictions_total{"))
+    counted = sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("predictions_total{")
+    )
     assert counted == 3

@@ -1,10 +1,10 @@
+import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import sqlalchemy as sa
 import yaml
 
 from pipeline import extract
@@ -20,6 +20,7 @@ from pipeline.extract import (
 )
 from pipeline.generate import generate_month, month_range, write_month
 from pipeline.io import read_json, sha256_file
+from pipeline.load_warehouse import load_files
 from tests.conftest import REPO_ROOT
 
 MONTHS = month_range("2024-01", 3)
@@ -138,10 +139,12 @@ def test_bad_inputs_stop_with_one_clear_line_and_keep_the_old_output(events, tmp
     assert [p.name for p in tmp_path.iterdir()] == ["snap.parquet"]  # no temporary file left behind
 
 
-def test_missing_warehouse_files_name_the_key(tmp_path):
+def test_missing_warehouse_files_name_the_key(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the DuckDB spill directory goes
     params = _params(tmp_path / "nothing" / "*.parquet")
     with pytest.raises(PipelineError, match=r"warehouse\.files: .*No files found"):
         open_warehouse(params, tmp_path)
+    assert not list(tmp_path.glob("extract-duckdb-*"))  # nothing left behind
 
 
 def _write_params(tmp_path, files, **extract_overrides):
@@ -191,25 +194,12 @@ def test_invalid_warehouse_url_is_a_clear_error(events):
         open_warehouse(params, events[0], "not a url")
 
 
-_PG_TYPES = {"string": "text", "timestamp[us]": "timestamp", "int64": "bigint", "double": "double precision"}
-
-
 @pytest.fixture(scope="module")
 def postgres_events(postgres_url, events):
-    """The same generated events loaded into a PostgreSQL table `events`."""
-    _, frame = events
-    params = _params("unused")
-    types = schema_types(params.schema)
-    columns = ", ".join(f'"{name}" {_PG_TYPES[str(types[name])]}' for name in frame.columns)
-    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS events"))
-        conn.execute(sa.text(f"CREATE TABLE events ({columns})"))
-        names = ", ".join(frame.columns)
-        binds = ", ".join(f":{name}" for name in frame.columns)
-        conn.execute(sa.text(f"INSERT INTO events ({names}) VALUES ({binds})"), records)
-    engine.dispose()
+    """The same generated events loaded into a PostgreSQL table `events` (by pipeline.load_warehouse)."""
+    root, frame = events
+    loaded = load_files(postgres_url, "events", sorted((root / "events").glob("*.parquet")))
+    assert loaded == len(frame)
     return postgres_url
 
 
@@ -251,3 +241,21 @@ def test_duckdb_memory_limit_is_validated_and_its_spill_directory_removed(events
     assert spill_dir.is_dir() and spill_dir.parent != REPO_ROOT
     warehouse.close()
     assert not spill_dir.exists()
+
+
+def test_csv_files_give_the_same_snapshot_as_parquet(events, tmp_path):
+    import pyarrow.csv as pacsv
+
+    root, _ = events
+    for path in sorted((root / "events").glob("*.parquet")):
+        pacsv.write_csv(pq.read_table(path), tmp_path / f"{path.stem}.csv")
+    params = _params(tmp_path / "*.csv", window_days=50)
+    warehouse = open_warehouse(params, tmp_path)
+    try:
+        from_csv = extract_snapshot(
+            warehouse, params.extract, params.schema, params.warehouse.table, tmp_path / "csv.parquet"
+        )
+    finally:
+        warehouse.close()
+    from_parquet = _run(events, tmp_path / "parquet.parquet", window_days=50)
+    assert from_csv == from_parquet

@@ -44,14 +44,22 @@ def test_unknown_steps_are_declined_and_served_by_scikit_learn(model_dir, tmp_pa
     rows = check_records(features, n=60)
     numeric = [f.name for f in features if f.type != "category"]
     categorical = [f.name for f in features if f.type == "category"]
-    forest = Pipeline([
-        ("preprocess", ColumnTransformer([("num", "passthrough", numeric), ("cat", OrdinalEncoder(), categorical)])),
-        ("classifier", RandomForestClassifier(n_estimators=5, random_state=0)),
-    ]).fit(service.frame(rows).fillna(0), [i % 2 for i in range(len(rows))])
+    forest = Pipeline(
+        [
+            (
+                "preprocess",
+                ColumnTransformer([("num", "passthrough", numeric), ("cat", OrdinalEncoder(), categorical)]),
+            ),
+            ("classifier", RandomForestClassifier(n_estimators=5, random_state=0)),
+        ]
+    ).fit(service.frame(rows).fillna(0), [i % 2 for i in range(len(rows))])
     with pytest.raises(Unsupported):
         compile_pipeline(forest, features)
-    save_model(forest, service.metadata | {"example": {k: v for k, v in service.example.items()
-                                                       if v is not None}}, tmp_path)
+    save_model(
+        forest,
+        service.metadata | {"example": {k: v for k, v in service.example.items() if v is not None}},
+        tmp_path,
+    )
     served = load_service(tmp_path)
     assert served.ready and served.compiled is None
     assert 0 <= served.predict_proba(rows[3:4])[0] <= 1

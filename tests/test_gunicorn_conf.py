@@ -28,7 +28,10 @@ def test_sigterm_flushes_every_acknowledged_prediction(model_dir, tmp_path):
     example = _example(model_dir)
     acknowledged: set[str] = set()
     # a flush interval of an hour: only the shutdown flush can write these rows
-    with gunicorn(model_dir, f"sqlite:///{db}", tmp_path / "gunicorn.log", LOG_FLUSH_INTERVAL="3600") as (proc, port):
+    with gunicorn(model_dir, f"sqlite:///{db}", tmp_path / "gunicorn.log", LOG_FLUSH_INTERVAL="3600") as (
+        proc,
+        port,
+    ):
         for i in range(30):
             status, body = request(port, "POST", "/predict", [example] * (1 + i % 3))
             assert status == 200

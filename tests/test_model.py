@@ -34,14 +34,26 @@ BROKEN = [
     ("missing model file", lambda p: (p / "model.skops").unlink(), "model file not found"),
     ("corrupt model file", _truncate_model, "sha256 does not match"),
     ("metadata not JSON", lambda p: (p / "metadata.json").write_text("{"), "not valid JSON"),
-    ("feature renamed", lambda p: _edit_metadata(p, lambda m: m["features"][0].update(name="tenure")),
-     "do not match the model's input columns"),
-    ("feature type unknown", lambda p: _edit_metadata(p, lambda m: m["features"][0].update(type="date")),
-     "type must be one of"),
-    ("other scikit-learn", lambda p: _edit_metadata(p, lambda m: m["libraries"].update({"scikit-learn": "0.24.2"})),
-     "trained with scikit-learn 0.24.2"),
-    ("example breaks schema", lambda p: _edit_metadata(p, lambda m: m["example"].update(contract="weekly")),
-     "example does not match the feature schema"),
+    (
+        "feature renamed",
+        lambda p: _edit_metadata(p, lambda m: m["features"][0].update(name="tenure")),
+        "do not match the model's input columns",
+    ),
+    (
+        "feature type unknown",
+        lambda p: _edit_metadata(p, lambda m: m["features"][0].update(type="date")),
+        "type must be one of",
+    ),
+    (
+        "other scikit-learn",
+        lambda p: _edit_metadata(p, lambda m: m["libraries"].update({"scikit-learn": "0.24.2"})),
+        "trained with scikit-learn 0.24.2",
+    ),
+    (
+        "example breaks schema",
+        lambda p: _edit_metadata(p, lambda m: m["example"].update(contract="weekly")),
+        "example does not match the feature schema",
+    ),
 ]
 
 

@@ -12,8 +12,17 @@ from app.predlog import PredictionLog, predictions
 
 def _rows(n: int, prefix: str = "p") -> list[dict]:
     now = datetime.now(UTC)
-    return [{"prediction_id": f"{prefix}{i}", "created_at": now, "model_version": "abc", "features": {"x": i},
-             "probability": 0.25, "prediction": 0} for i in range(n)]
+    return [
+        {
+            "prediction_id": f"{prefix}{i}",
+            "created_at": now,
+            "model_version": "abc",
+            "features": {"x": i},
+            "probability": 0.25,
+            "prediction": 0,
+        }
+        for i in range(n)
+    ]
 
 
 def _count(log: PredictionLog) -> int:
@@ -81,7 +90,9 @@ def test_postgres_log(postgres_url):
     assert log.add_feedback("p7", 1) == "ok"
     log.close()
     with log.engine.connect() as conn:
-        stored = conn.execute(sa.select(predictions).where(predictions.c.prediction_id == "p7")).mappings().one()
+        stored = (
+            conn.execute(sa.select(predictions).where(predictions.c.prediction_id == "p7")).mappings().one()
+        )
         labels = conn.execute(sa.text("SELECT prediction_id, label FROM feedback")).all()
     assert _count(log) == 120
     assert stored["features"] == {"x": 7} and stored["created_at"].tzinfo is not None

@@ -135,6 +135,7 @@ class DuckDBWarehouse:
         try:
             self._con.execute(f'CREATE VIEW "{warehouse.table}" AS SELECT * FROM {reader}({_sql_str(files)})')
         except duckdb.Error as exc:
+            self.close()
             raise PipelineError(f"params.yaml: warehouse.files: {_first_line(exc)}") from exc
 
     def scalar(self, sql: str):

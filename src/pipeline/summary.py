@@ -29,7 +29,7 @@ def render_summary(root: Path) -> str:
     if tune:
         lines.append(
             f"tuning    {tune.get('n_trials_complete')} trials complete, {tune.get('n_trials_pruned')} "
-            f"pruned; best validation {tune.get('metric')} {tune.get('best_value')}"
+            f"pruned; best validation {tune.get('metric')} {tune.get('best_value') or float('nan'):.4f}"
         )
     if meta:
         lines.append(f"model     {meta.get('model_version')} ({meta['params']['model_type']}) in model/")

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +201,6 @@ def run_tune(
     finished = [t for t in study.trials if t.state.is_finished()]
     remaining = max(0, params.tune.n_trials - len(finished))
     print(f"tune: study {study.study_name}: {len(finished)} trial(s) already done, running {remaining}")
-    started = time.monotonic()
     if remaining:
         with limit_threads(params):
             _optimize(study, params, train, valid, remaining, out_dir if log_trials else None)
@@ -223,7 +221,6 @@ def run_tune(
         "n_trials_complete": len(complete),
         "n_trials_pruned": len(pruned),
         "study_name": study.study_name,
-        "seconds": round(time.monotonic() - started, 1),
     }
     write_json(metrics_path, summary)
     plot_history(study, params.tune.metric, plot_path)

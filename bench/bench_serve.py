@@ -1,0 +1,333 @@
+"""Benchmark of the inference service: `make bench-serve`.
+
+Starts gunicorn on loopback with the production config (app/gunicorn.conf.py) on the model in --model, drives it
+with wrk (Debian's package) and measures, in one run:
+  - requests/s of a trivial endpoint of the same app (GET /health: the framework's ceiling);
+  - requests/s, rows/s, p50 and p99 of POST /predict with 1, 100 and 1000 records (16 connections);
+  - in-process rows/s of the scikit-learn pipeline's predict_proba on 1000 rows (one thread, like a worker);
+  - where the time of one in-process prediction goes (DataFrame building, sklearn with default threads, ...);
+  - a soak: 60 s of single-record load, zero errors required, worker memory sampled (flat = no leak).
+Prints the figures and ratios against the targets and writes them to --out under "## Serving".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import timeit
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.gunicorn_server import free_port, request  # noqa: E402
+
+LUA = """
+wrk.method = "{method}"
+wrk.headers["Content-Type"] = "application/json"
+{body}
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status
+    + summary.errors.timeout
+  io.write(string.format('WRKJSON {{"requests": %d, "duration_us": %d, "errors": %d, "p50_ms": %.4f, '
+    .. '"p90_ms": %.4f, "p99_ms": %.4f}}\\n', summary.requests, summary.duration, errors,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def wrk(
+    url: str,
+    seconds: int,
+    connections: int,
+    method: str = "GET",
+    body: str | None = None,
+    workdir: Path | None = None,
+) -> dict:
+    workdir = workdir or Path(tempfile.gettempdir())
+    script = workdir / f"wrk-{time.monotonic_ns()}.lua"
+    body_line = f"wrk.body = {json.dumps(body)}" if body is not None else ""
+    script.write_text(LUA.format(method=method, body=body_line))
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    script.unlink()
+    result = json.loads(re.search(r"WRKJSON (\{.*\})", out).group(1))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def worker_rss_mb(master_pid: int) -> dict[int, float]:
+    out = subprocess.run(["ps", "--ppid", str(master_pid), "-o", "pid=,rss="], capture_output=True, text=True)
+    return {int(pid): int(rss) / 1024 for pid, rss in (line.split() for line in out.stdout.splitlines())}
+
+
+def batch_records(model_dir: Path, n: int) -> list[dict]:
+    """n valid, varied records (spread over the schema) as JSON objects: the same for HTTP and in-process."""
+    from app.model import check_records, load_service
+
+    service = load_service(model_dir, use_fastpath=False)
+    names = service.validator.names
+    return [
+        {k: v for k, v in zip(names, row, strict=True) if v is not None}
+        for row in check_records(service.validator.features, n=n, seed=1)
+    ]
+
+
+def in_process(model_dir: Path, example: dict, records: list[dict]) -> dict:
+    """Where one prediction's time goes, and the pipeline's rows/s on a 1000-row batch."""
+    import numpy as np
+    import sklearn
+    from threadpoolctl import threadpool_limits
+
+    from app.model import load_service
+
+    service = load_service(model_dir)
+    rows1 = [service.validator.validate(example)]
+    rows1000 = [service.validator.validate(r) for r in records]
+
+    def per_call_us(fn, number: int) -> float:
+        fn()
+        return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
+
+    est = service.estimator
+    frame1, frame1000 = service.frame(rows1), service.frame(rows1000)
+    out = {}
+    out["sklearn_1row_default_threads_us"] = per_call_us(lambda: est.predict_proba(frame1), 20)
+    with threadpool_limits(1):
+        out["build_dataframe_1row_us"] = per_call_us(lambda: service.frame(rows1), 200)
+        out["sklearn_1row_1thread_us"] = per_call_us(lambda: est.predict_proba(frame1), 20)
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            out["sklearn_1row_1thread_novalidation_us"] = per_call_us(lambda: est.predict_proba(frame1), 20)
+            batch_s = per_call_us(lambda: est.predict_proba(frame1000), 3) / 1e6
+        out["validate_1row_us"] = per_call_us(lambda: service.validator.validate(example), 2000)
+        if service.compiled is not None:
+            out["fastpath_1row_us"] = per_call_us(lambda: service.compiled.predict_proba(rows1), 200)
+    out["inprocess_rows_per_s"] = 1000 / batch_s
+    out["fastpath"] = service.compiled is not None
+    assert np.isfinite(out["inprocess_rows_per_s"])
+    return out
+
+
+def run(model_dir: Path, seconds: int, soak_seconds: int, connections: int) -> dict:
+    example = json.loads((model_dir / "metadata.json").read_text())["example"]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "MODEL_DIR": str(model_dir),
+        "MAX_BATCH": "1000",
+        "PREDICTION_LOG_URL": f"sqlite:///{workdir}/predictions.db",
+    }
+    env.pop("BIND", None)
+    log = open(workdir / "gunicorn.log", "wb")  # noqa: SIM115 - lives as long as the server
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "app.wsgi:app"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    results: dict = {
+        "workers": os.environ.get("WEB_CONCURRENCY") or os.cpu_count(),
+        "threads": os.environ.get("THREADS", "1"),
+        "connections": connections,
+        "seconds": seconds,
+    }
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if request(port, "GET", "/ready", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server did not become ready: see {workdir / 'gunicorn.log'}")
+            time.sleep(0.5)
+        base = f"http://127.0.0.1:{port}"
+        print(f"server ready on {base}; model {model_dir}", flush=True)
+        records = batch_records(model_dir, 1000)
+        results["in_process"] = in_process(model_dir, example, records)
+        results["trivial"] = wrk(f"{base}/health", seconds, connections, workdir=workdir)
+        print(f"  GET /health                {results['trivial']['rps']:9.0f} req/s", flush=True)
+        for n in (1, 100, 1000):
+            body = json.dumps(example if n == 1 else records[:n])
+            r = wrk(f"{base}/predict", seconds, connections, "POST", body, workdir=workdir)
+            r["rows_per_s"] = r["rps"] * n
+            results[f"predict_{n}"] = r
+            print(
+                f"  POST /predict {n:4d} records {r['rps']:9.1f} req/s {r['rows_per_s']:10.0f} rows/s "
+                f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms errors {r['errors']}",
+                flush=True,
+            )
+        # soak: single records for soak_seconds, worker memory sampled every few seconds
+        samples: list[float] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(5):
+                samples.append(sum(worker_rss_mb(server.pid).values()))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        rss_start = worker_rss_mb(server.pid)
+        sampler.start()
+        soak = wrk(f"{base}/predict", soak_seconds, connections, "POST", json.dumps(example), workdir=workdir)
+        stop.set()
+        sampler.join()
+        rss_end = worker_rss_mb(server.pid)
+        soak["rss_start_mb"] = round(sum(rss_start.values()), 1)
+        soak["rss_end_mb"] = round(sum(rss_end.values()), 1)
+        soak["rss_samples_mb"] = [round(s, 1) for s in samples]
+        soak["same_workers"] = sorted(rss_start) == sorted(rss_end)
+        results["soak"] = soak
+        print(
+            f"  soak {soak_seconds}s: {soak['requests']} requests, {soak['errors']} errors, workers RSS "
+            f"{soak['rss_start_mb']} -> {soak['rss_end_mb']} MB",
+            flush=True,
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    trivial, one, thousand = results["trivial"], results["predict_1"], results["predict_1000"]
+    results["ratios"] = {
+        "predict_1_vs_trivial": one["rps"] / trivial["rps"],
+        "predict_1000_rows_vs_in_process": thousand["rows_per_s"]
+        / results["in_process"]["inprocess_rows_per_s"],
+        "predict_1_p99_over_p50": one["p99_ms"] / one["p50_ms"],
+        "soak_rss_growth": (results["soak"]["rss_end_mb"] - results["soak"]["rss_start_mb"])
+        / results["soak"]["rss_start_mb"],
+    }
+    return results
+
+
+def render(results: dict) -> str:
+    ip, ratios, soak = results["in_process"], results["ratios"], results["soak"]
+    rows = [("GET /health (trivial)", results["trivial"], 0)] + [
+        (f"POST /predict, {n} record{'s' if n > 1 else ''}", results[f"predict_{n}"], n)
+        for n in (1, 100, 1000)
+    ]
+    lines = [
+        "## Serving",
+        "",
+        f"`make bench-serve` on {platform.machine()} with {os.cpu_count()} CPUs (shared), gunicorn "
+        f"{results['workers']} workers x {results['threads']} thread, wrk 2 threads x {results['connections']} "
+        f"connections x {results['seconds']} s per row, on 127.0.0.1. Model: `model/` from `make run`.",
+        "",
+        "| endpoint | requests/s | rows/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r, n in rows:
+        rows_s = f"{r['rps'] * n:.0f}" if n else ""
+        lines.append(
+            f"| {name} | {r['rps']:.0f} | {rows_s} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
+        )
+    lines += [
+        "",
+        "| target | measured | met |",
+        "|---|---:|---|",
+        f"| single-record /predict >= 60% of the trivial endpoint | {ratios['predict_1_vs_trivial']:.0%} | "
+        f"{'yes' if ratios['predict_1_vs_trivial'] >= 0.6 else 'no'} |",
+        f"| 1000-record batches >= 50% of in-process rows/s ({ip['inprocess_rows_per_s']:.0f}) | "
+        f"{ratios['predict_1000_rows_vs_in_process']:.0%} | "
+        f"{'yes' if ratios['predict_1000_rows_vs_in_process'] >= 0.5 else 'no'} |",
+        f"| p99 < 4x p50 at {results['connections']} connections (single record) | "
+        f"{ratios['predict_1_p99_over_p50']:.1f}x | {'yes' if ratios['predict_1_p99_over_p50'] < 4 else 'no'} |",
+        f"| soak {soak['duration_us'] / 1e6:.0f} s: zero errors | {soak['errors']} errors in {soak['requests']} "
+        f"requests | {'yes' if soak['errors'] == 0 else 'no'} |",
+        f"| soak: worker memory flat | {soak['rss_start_mb']} -> {soak['rss_end_mb']} MB "
+        f"({ratios['soak_rss_growth']:+.1%}) | {'yes' if abs(ratios['soak_rss_growth']) < 0.05 else 'no'} |",
+        "",
+        "Where one in-process prediction's time goes (best of 5, microseconds per record):",
+        "",
+        "| step | us |",
+        "|---|---:|",
+        f"| validate the JSON record against the schema | {ip['validate_1row_us']:.0f} |",
+        f"| build the 1-row DataFrame | {ip['build_dataframe_1row_us']:.0f} |",
+        f"| scikit-learn predict_proba, default OpenMP threads | {ip['sklearn_1row_default_threads_us']:.0f} |",
+        f"| scikit-learn predict_proba, 1 thread | {ip['sklearn_1row_1thread_us']:.0f} |",
+        f"| ... and input validation skipped (`sklearn.config_context`) | "
+        f"{ip['sklearn_1row_1thread_novalidation_us']:.0f} |",
+    ]
+    if ip.get("fastpath_1row_us") is not None:
+        lines.append(f"| `app.fastpath` (same arithmetic on numpy arrays) | {ip['fastpath_1row_us']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str, notes: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    body = section + ("\n" + notes if notes else "")
+    pattern = re.compile(r"^## Serving\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: body + "\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+NOTES_FILE = Path(__file__).with_name("serving_notes.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, default=Path("model"))
+    parser.add_argument(
+        "--out", type=Path, default=None, help="markdown file to write the Serving section to"
+    )
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint")
+    parser.add_argument("--soak-seconds", type=int, default=60)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("error: wrk not found (apt-get install wrk)", file=sys.stderr)
+        return 2
+    if not (args.model / "metadata.json").exists():
+        print(f"error: {args.model}/metadata.json not found: run `make run` first", file=sys.stderr)
+        return 2
+    results = run(args.model.resolve(), args.seconds, args.soak_seconds, args.connections)
+    section = render(results)
+    print()
+    print(section)
+    if args.out:
+        notes = NOTES_FILE.read_text(encoding="utf-8") if NOTES_FILE.exists() else ""
+        write_section(args.out, section, notes)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+# Deployment: the container image, its end-to-end test, Kubernetes overlays and the smoke test.
+# Logic lives in src/pipeline/{image,deploy,smoke}.py (tested by tests/test_{image,k8s,deploy,smoke}.py).
+.PHONY: image image-test image-model smoke manifests deploy rollback
+
+IMAGE ?= localhost/churn-api:dev
+IMAGE_TEST_MODEL ?= model
+ENV ?= staging
+URL ?=
+MODEL_VERSION ?=
+
+image: venv ## Build the serving image from model/ with podman or docker (IMAGE=name:tag)
+	$(BIN)/python -m pipeline.image build --tag $(IMAGE)
+
+image-test: venv ## Build the image with podman, run it on a loopback port and check it end to end
+ifeq ($(IMAGE_TEST_MODEL),model)
+	@test -f model/metadata.json || { echo "no model in model/: running the pipeline first (make repro)"; \
+		$(MAKE) repro; }
+endif
+	$(BIN)/python -m pipeline.image test --tag $(IMAGE) --model $(IMAGE_TEST_MODEL)
+
+image-model: venv ## Put the model dvc.lock names in model/: `dvc pull` it, or reproduce it when no remote answers
+	$(BIN)/dvc pull model || { echo "no DVC remote answered: reproducing the model"; \
+		$(MAKE) data && $(BIN)/dvc repro train; }
+	@echo "model version: $$($(BIN)/python -c 'import json; print(json.load(open("model/metadata.json"))["model_version"])')"
+
+smoke: venv ## Smoke-test a service: make smoke URL=https://... (or ENV=staging: port-forward) [MODEL_VERSION=v]
+ifneq ($(strip $(URL)),)
+	$(BIN)/python -m pipeline.smoke "$(URL)" --model-version "$(MODEL_VERSION)"
+else
+	$(BIN)/python -m pipeline.deploy smoke $(ENV) --model-version "$(MODEL_VERSION)"
+endif
+
+manifests: venv ## Print the Kubernetes manifests of ENV (staging|production) pinned to IMAGE (a digest)
+	$(BIN)/python -m pipeline.deploy render $(ENV) --image "$(IMAGE)"
+
+deploy: venv ## Apply ENV's overlay with IMAGE (a digest) and wait for the rollout; undo it if it fails
+	$(BIN)/python -m pipeline.deploy apply $(ENV) --image "$(IMAGE)"
+
+rollback: venv ## Roll ENV back to the previous revision (kubectl rollout undo)
+	$(BIN)/python -m pipeline.deploy rollback $(ENV)
