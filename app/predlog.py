@@ -160,7 +160,11 @@ class PredictionLog:
     # -- feedback (rare; written synchronously so the caller learns about unknown ids) -------------------------
     def add_feedback(self, prediction_id: str, label: int) -> str:
         """Store a label: 'ok', 'unknown' (no such prediction) or 'duplicate' (already labelled)."""
-        if any(row["prediction_id"] == prediction_id for row in list(self._queue)):
+        # The writer thread pops a batch before inserting it, holding the lock until the commit: take the lock so
+        # a prediction in such an in-flight batch is committed before we look it up (else: a false 'unknown').
+        with self._lock:
+            queued = any(row["prediction_id"] == prediction_id for row in list(self._queue))
+        if queued:
             self.flush()
         with self.engine.begin() as conn:
             known = conn.execute(

@@ -98,3 +98,28 @@ def test_postgres_log(postgres_url):
     assert stored["features"] == {"x": 7} and stored["created_at"].tzinfo is not None
     assert [tuple(r) for r in labels] == [("p7", 1)]
     log.engine.dispose()
+
+
+def test_feedback_for_a_prediction_in_a_batch_being_written_waits_for_its_commit(tmp_path):
+    # The writer pops a batch and then inserts it; feedback arriving in between must not answer 'unknown'.
+    import threading
+    import time
+
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=60, batch_size=100)
+    log._queue.extend(_rows(1))
+    popped = threading.Event()
+
+    def slow_writer():
+        with log._lock:
+            batch = [log._queue.popleft()]
+            popped.set()
+            time.sleep(0.5)
+            with log.engine.begin() as conn:
+                conn.execute(predictions.insert(), batch)
+
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    popped.wait(5)
+    assert log.add_feedback("p0", 1) == "ok"
+    writer.join()
+    log.close()

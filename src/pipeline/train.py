@@ -50,7 +50,8 @@ def numeric_reference(values: pd.Series, sample_size: int, seed: int) -> dict[st
 def reference_statistics(
     x: pd.DataFrame, proba: np.ndarray, schema: SchemaParams, sample_size: int, seed: int
 ) -> dict[str, Any]:
-    """What the training data looked like: the baseline that monitoring compares live traffic against."""
+    """What the training data looked like: the baseline that monitoring compares live traffic against.
+    `proba` are the model's predictions on data it did not fit (the test window)."""
     numeric = {n: numeric_reference(x[n], sample_size, seed) for n in schema.numeric_features}
     categorical = {}
     for name in schema.categorical_features:
@@ -156,8 +157,14 @@ def build_metadata(
         "classes": [0, 1],
         "threshold": params.evaluate.threshold,
         "features": feature_schema(schema),
+        # Predictions on the held-out test window, not on the fitted rows: a boosted model is over-confident on
+        # rows it learned, and live traffic is never such rows (monitoring would see false prediction drift).
         "reference": reference_statistics(
-            x_fit, pipe.predict_proba(x_fit)[:, 1], schema, params.train.reference_sample, params.model.seed
+            x_fit,
+            pipe.predict_proba(features_frame(splits["test"], schema))[:, 1],
+            schema,
+            params.train.reference_sample,
+            params.model.seed,
         ),
         "metrics": {"test": test_metrics},
         "example": example_record(splits["test"], schema),

@@ -1,0 +1,13 @@
+# Monitoring: judge the served model on the prediction log, and trigger retraining on a breach.
+# Logic lives in src/pipeline/{monitor,drift}.py (tested by tests/test_{monitor,drift,closed_loop}.py);
+# thresholds and the trigger command in params.yaml `monitor`. Workflow: .github/workflows/monitor.yaml.
+.PHONY: monitor monitor-model
+
+MONITOR_ARGS ?=
+
+monitor: venv ## Judge the model in model/ on the prediction log (PREDICTION_LOG_URL): monitoring/report.md; exit 3 on a breach
+	$(BIN)/python -m pipeline.monitor --params params.yaml $(MONITOR_ARGS)
+
+monitor-model: venv ## Put the model dvc.lock names in model/ (what production serves): dvc pull, else reproduce it
+	$(BIN)/dvc pull model || { echo "no DVC remote answered: reproducing the model"; \
+		$(MAKE) data && $(BIN)/dvc repro train; }
