@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from pipeline.metrics import HIGHER_IS_BETTER, score
 from pipeline.modeling import build_pipeline, features_frame, limit_threads, select_hyperparameters
 
 STORAGE_ENV = "OPTUNA_STORAGE"
+OPEN_ATTEMPTS = 5
 
 
 def suggest(trial: optuna.Trial, name: str, dim: SearchDimension) -> Any:
@@ -74,20 +76,40 @@ def open_study(
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=params.tune.pruner.n_startup_trials, n_warmup_steps=params.tune.pruner.n_warmup_steps
     )
-    try:
-        return optuna.create_study(
-            study_name=f"{params.tune.study_name}-{fingerprint}",
-            storage=url,
-            sampler=sampler,
-            pruner=pruner,
-            direction="maximize",
-            load_if_exists=True,
-        )
-    except Exception as exc:  # SQLAlchemy/driver errors: report the storage without credentials
-        safe = url.split("@")[-1] if "@" in url else url
-        raise PipelineError(
-            f"tune.storage / {STORAGE_ENV}: cannot open Optuna storage '{safe}' ({exc})"
-        ) from exc
+    # Workers starting together race to create the study (or Optuna's tables): the loser sees a unique-key
+    # violation. A short retry then finds what the winner created; a storage that is really unreachable fails
+    # every attempt.
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return optuna.create_study(
+                study_name=f"{params.tune.study_name}-{fingerprint}",
+                storage=url,
+                sampler=sampler,
+                pruner=pruner,
+                direction="maximize",
+                load_if_exists=True,
+            )
+        except Exception as exc:  # SQLAlchemy/driver errors: report the storage without credentials
+            if attempt + 1 < OPEN_ATTEMPTS and _is_creation_race(exc):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            safe = url.split("@")[-1] if "@" in url else url
+            raise PipelineError(
+                f"tune.storage / {STORAGE_ENV}: cannot open Optuna storage '{safe}' ({exc})"
+            ) from exc
+    raise AssertionError("unreachable")
+
+
+def _is_creation_race(exc: BaseException) -> bool:
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    while exc is not None:
+        if isinstance(exc, IntegrityError | optuna.exceptions.DuplicatedStudyError):
+            return True
+        if isinstance(exc, ProgrammingError) and "already exists" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def make_objective(params: Params, train: pd.DataFrame, valid: pd.DataFrame):
