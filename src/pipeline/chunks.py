@@ -1,5 +1,8 @@
 """Read a Parquet snapshot in bounded chunks, each typed as if the whole file had been read into pandas at once.
 
+Types are those pandas gives a file of plain Arrow types, as `extract` writes it; pandas metadata in the file
+(written by `DataFrame.to_parquet`, e.g. to restore an `Int64` dtype) is not applied.
+
 `validate` and `prepare` stream the snapshot through these instead of `pd.read_parquet`, so their memory is
 bounded by `extract.chunk_rows`, not by the window. One subtlety keeps the results equal to a whole-file read:
 pandas turns an integer column into float64 when it holds nulls, so an integer column with a null *anywhere*
