@@ -22,7 +22,8 @@ from pipeline.errors import PipelineError
 
 def open_snapshot(path: str | Path) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(path)
+        # pre_buffer would read ahead whole row groups of every column: more memory, no gain on a local file.
+        return pq.ParquetFile(path, pre_buffer=False)
     except (FileNotFoundError, OSError, pa.ArrowInvalid) as exc:
         raise PipelineError(f"{path}: cannot read snapshot ({exc})") from exc
 

@@ -22,9 +22,10 @@ from pipeline.errors import PipelineError, cli_entrypoint
 from pipeline.io import atomic_files, read_json
 
 SPLITS = ("train", "valid", "test")
-# Rows per Parquet row group of the outputs: pyarrow's default, as `DataFrame.to_parquet` writes them, so the
-# streamed files are byte for byte those of the whole-table version (and the model trained on them the same).
-ROW_GROUP_ROWS = 1024 * 1024
+# Rows per Parquet row group of the outputs (as in the snapshot): what a window needs in memory while it is
+# written. A window of fewer rows is one row group, byte for byte what `DataFrame.to_parquet` writes; a larger
+# one has the same rows and types in more row groups than pandas' 1,048,576-row ones (which cost 2x the memory).
+ROW_GROUP_ROWS = 65536
 
 
 def window_starts(newest: pd.Timestamp, prepare: PrepareParams) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -154,9 +155,10 @@ def split_snapshot(
 ) -> dict[str, int]:
     """Write train/valid/test Parquet files from the snapshot, `chunk_rows` rows at a time; return row counts.
 
-    The files equal `split_by_time` on the whole table written with `to_parquet(index=False)`. A snapshot in
-    (time, id) order (the extract query's ORDER BY) is read twice, two columns then all; any other order is
-    sorted by DuckDB first. Nothing is replaced unless all three windows are fine."""
+    The files hold what `split_by_time` gives for the whole table, written like
+    `to_parquet(index=False, row_group_size=ROW_GROUP_ROWS)`. A snapshot in (time, id) order (the extract
+    query's ORDER BY) is read twice, two columns then all; any other order is sorted by DuckDB first (within
+    `duckdb_memory_limit`, spilling to disk). Nothing is replaced unless all three windows are fine."""
     snapshot = open_snapshot(snapshot_path)
     newest, ordered = _scan_order(snapshot, schema, chunk_rows)
     if newest is None:
