@@ -6,8 +6,8 @@ day of the newest `schema.time_column` value in `warehouse.table`.
 
 The warehouse is DuckDB in-process by default, with a view named `warehouse.table` over `warehouse.files`
 (Parquet or CSV; a relative path is relative to params.yaml; `s3://bucket/prefix/*.parquet` and other object
-stores are read through fsspec, e.g. s3fs, with credentials from the environment). With `WAREHOUSE_URL` set (a SQLAlchemy URL
-such as postgresql+psycopg://user@host/db) the same query runs there. Either way the filter runs inside the
+stores are read through fsspec, e.g. s3fs, with credentials from the environment). With `WAREHOUSE_URL` set
+(a SQLAlchemy URL such as postgresql+psycopg://user@host/db) the same query runs there. Either way the filter runs inside the
 warehouse and the result streams back in chunks of `extract.chunk_rows` rows, written to Parquet as it
 arrives, so memory is bounded by the chunk size, not the window. Columns named in `schema` get fixed types
 (int -> int64, float -> float64, category -> string, time column -> timestamp[us]) and rows go into

@@ -115,7 +115,9 @@ def _scan_order(
         if not chunk.num_rows:
             continue
         time, ident = (chunk.column(k).combine_chunks() for k in keys)
-        newest = max(filter(None, [newest, pc.max(time).as_py()]))
+        chunk_newest = pc.max(time).as_py()
+        if newest is None or (chunk_newest is not None and chunk_newest > newest):
+            newest = chunk_newest
         if ordered:
             if last is not None:  # the previous chunk's last row goes first
                 time = pa.concat_arrays([pa.array([last[0]], time.type), time])

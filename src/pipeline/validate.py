@@ -96,9 +96,8 @@ class _Failures:
                 }
             elif rows["index"].notna().any():  # a row rule: these are other rows
                 seen["count"] += len(rows)
-                seen["examples"] += [e for e in examples if e not in seen["examples"]][
-                    : 3 - len(seen["examples"])
-                ]
+                unseen = [e for e in examples if e not in seen["examples"]]
+                seen["examples"] = (seen["examples"] + unseen)[:3]
 
     def add_table_rule(self, rule: str) -> None:
         # Worded as pandera words a failed table-wide check, placed after the missing columns as pandera does.
@@ -111,7 +110,8 @@ class _Failures:
 
 
 def validate_chunks(chunks: Iterable[pd.DataFrame], schema: SchemaParams) -> dict[str, Any]:
-    """Validate a snapshot given as consecutive chunks; the report equals that of the whole table at once.
+    """Validate a snapshot given as consecutive chunks: the report of the whole table at once (several broken
+    rules are listed in the order they were found).
 
     Return a report dict; `passed` is False with `failures` listing each broken rule."""
     checker = build_schema(schema)
