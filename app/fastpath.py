@@ -279,7 +279,8 @@ class _Forest:
     own Cython loop is faster (it visits one path per tree, not every node), hence `max_rows`.
     """
 
-    max_rows = 32  # above this, the compiled per-tree loop is faster (measured crossover on the demo model: 24-48)
+    # above this many rows the compiled per-tree loop is faster (measured crossover on the demo model: 24-48)
+    max_rows = 32
 
     def __init__(self, est: Any):
         if getattr(est, "n_trees_per_iteration_", 1) != 1:
