@@ -147,6 +147,7 @@ def run(model_dir: Path, seconds: int, soak_seconds: int, connections: int) -> d
         "threads": os.environ.get("THREADS", "1"),
         "connections": connections,
         "seconds": seconds,
+        "load_avg_1m": round(os.getloadavg()[0], 1),
     }
     server_env = {"MAX_BATCH": "1000", "WEB_CONCURRENCY": workers, "GRACEFUL_TIMEOUT": "30"}
     with contextlib.ExitStack() as stack:
@@ -218,7 +219,8 @@ def render(results: dict) -> str:
         "",
         f"`make bench-serve` on {platform.machine()} with {os.cpu_count()} CPUs (shared), gunicorn "
         f"{results['workers']} workers x {results['threads']} thread, wrk 2 threads x {results['connections']} "
-        f"connections x {results['seconds']} s per row, on 127.0.0.1. Model: `model/` from `make run`.",
+        f"connections x {results['seconds']} s per row, on 127.0.0.1, load average {results['load_avg_1m']} at "
+        "start. Model: `model/` from `make run`.",
         "",
         "| endpoint | requests/s | rows/s | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|",
@@ -257,6 +259,18 @@ def render(results: dict) -> str:
     ]
     if ip.get("fastpath_1row_us") is not None:
         lines.append(f"| `app.fastpath` (same arithmetic on numpy arrays) | {ip['fastpath_1row_us']:.0f} |")
+    lines += [
+        "",
+        "A 1000-record batch in-process (best of 5, milliseconds per batch):",
+        "",
+        "| step | ms |",
+        "|---|---:|",
+        f"| validate 1000 JSON records (column-wise) | {ip['validate_1000_us'] / 1000:.1f} |",
+        f"| scikit-learn pipeline predict_proba on a DataFrame, 1 thread (the in-process reference) | "
+        f"{1000 / ip['inprocess_rows_per_s'] * 1000:.1f} |",
+    ]
+    if ip.get("fastpath_1000_us") is not None:
+        lines.append(f"| `app.fastpath` on the validated columns | {ip['fastpath_1000_us'] / 1000:.1f} |")
     return "\n".join(lines) + "\n"
 
 
