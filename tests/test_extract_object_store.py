@@ -34,7 +34,7 @@ def s3_endpoint():
 @pytest.fixture
 def bucket(s3_endpoint, monkeypatch, tmp_path):
     """A fresh bucket; AWS settings that can reach only the local server, as a user would set them for theirs."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "FSSPEC_S3"):
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     env = {
         "AWS_ACCESS_KEY_ID": "test-key",
