@@ -16,14 +16,14 @@ help: ## List the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
+# --compile-bytecode: .pyc files written at install time; Python never writes them where PYTHONDONTWRITEBYTECODE is
+# set (as on CI machines), and then every `dvc`, stage and test subprocess would recompile ~1000 modules (~2 s).
 venv: $(VENV)/.installed ## Create .venv from the pinned requirements (only when missing or outdated)
 
-# --compile-bytecode: write every .pyc once here. Without it, a machine that sets PYTHONDONTWRITEBYTECODE (or a
-# read-only venv) recompiles pandas, scikit-learn and dvc in every process: about 5 s of CPU per pipeline stage.
 $(VENV)/.installed: requirements/dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements/dev.txt
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements/dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 

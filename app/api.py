@@ -8,10 +8,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from app.observability import observe_many
 from app.schema import RecordError
 
 bp = Blueprint("api", __name__)
@@ -83,46 +85,51 @@ def predict() -> Response:
         raise ApiError(422, "empty_batch", "the list of records is empty")
     if len(records) > st.config["MAX_BATCH"]:
         raise ApiError(413, "batch_too_large", f"at most {st.config['MAX_BATCH']} records per request")
-    validate = model.validator.validate
-    rows = [validate(record, i if batch else None) for i, record in enumerate(records)]
+    if batch:
+        columns = model.validator.columns(records)
+    else:
+        columns = [(value,) for value in model.validator.validate(body)]
 
-    probabilities = model.predict_proba(rows).tolist()
-    threshold, version, created_at = model.threshold, model.model_version, datetime.now(UTC)
-    out, logged = [], []
-    positives = 0
+    probabilities = model.predict_proba(columns)
+    predicted = (probabilities >= model.threshold).astype(np.int64)
+    positives = int(predicted.sum())
+    version, created_at = model.model_version, datetime.now(UTC)
     # one random 128-bit id per request, +1 per record: unique, and 30x cheaper than a uuid4 per record
     first_id = uuid.uuid4().int
-    for i, (record, probability) in enumerate(zip(records, probabilities, strict=True)):
-        prediction_id = f"{(first_id + i) & ID_MASK:032x}"
-        predicted = 1 if probability >= threshold else 0
-        positives += predicted
-        out.append(
-            {
-                "prediction": predicted,
-                "probability": probability,
-                "prediction_id": prediction_id,
-                "model_version": version,
-            }
-        )
-        logged.append(
+    ids = [f"{(first_id + i) & ID_MASK:032x}" for i in range(len(records))]
+    outputs = list(zip(ids, probabilities.tolist(), predicted.tolist(), strict=True))
+    st.log.record(
+        [
             {
                 "prediction_id": prediction_id,
                 "created_at": created_at,
                 "model_version": version,
                 "features": record,
                 "probability": probability,
-                "prediction": predicted,
+                "prediction": prediction,
             }
-        )
-    st.log.record(logged)
+            for record, (prediction_id, probability, prediction) in zip(records, outputs, strict=True)
+        ]
+    )
     m = st.metrics
     if positives:
         m.predictions.labels("1").inc(positives)
-    if len(out) - positives:
-        m.predictions.labels("0").inc(len(out) - positives)
-    for probability in probabilities:
-        m.probability.observe(probability)
-    return json_response({"predictions": out})
+    if len(records) - positives:
+        m.predictions.labels("0").inc(len(records) - positives)
+    observe_many(m.probability, probabilities)
+    return json_response(
+        {
+            "predictions": [
+                {
+                    "prediction": prediction,
+                    "probability": probability,
+                    "prediction_id": prediction_id,
+                    "model_version": version,
+                }
+                for prediction_id, probability, prediction in outputs
+            ]
+        }
+    )
 
 
 @bp.post("/feedback")

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from app.fastpath import CompiledPipeline, Unsupported, compile_pipeline
+from app.fastpath import CompiledPipeline, Unsupported, columns_of, compile_pipeline
 from app.schema import Feature, RecordError, RecordValidator, parse_features
 
 log = logging.getLogger(__name__)
@@ -43,26 +43,31 @@ class ModelService:
     compiled: CompiledPipeline | None = None
     example: dict[str, Any] | None = None
 
-    def predict_proba(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
-        """Validated rows (values in feature order) -> P(positive class) per row."""
+    def predict_proba(self, columns: Sequence[Sequence[Any]]) -> np.ndarray:
+        """Validated columns (one sequence per feature, `RecordValidator.columns`) -> P(positive class) per row."""
         import sklearn
 
-        compiled = self.compiled
-        if compiled is not None and (compiled.max_rows is None or len(rows) <= compiled.max_rows):
-            return compiled.predict_proba(rows)
+        if self.compiled is not None:
+            return self.compiled.predict_proba(columns)
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            return self.estimator.predict_proba(self.frame(rows))[:, 1]
+            return self.estimator.predict_proba(self.frame(columns))[:, 1]
 
-    def frame(self, rows: Sequence[Sequence[Any]]):
-        """Rows -> the DataFrame the pipeline was trained on: numbers float64 (NaN = missing), categories object."""
+    def predict_rows(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        """Validated rows (values in feature order, `RecordValidator.validate`) -> P(positive class) per row."""
+        return self.predict_proba(columns_of(rows))
+
+    def frame(self, columns: Sequence[Sequence[Any]]):
+        """Columns -> the DataFrame the pipeline was trained on: numbers float64 (NaN = missing), categories object."""
         import pandas as pd
 
         assert self.validator is not None
-        columns = {}
-        for j, feature in enumerate(self.validator.features):
-            values = [row[j] for row in rows]
-            columns[feature.name] = np.array(values, dtype=object if feature.type == "category" else float)
-        return pd.DataFrame(columns, copy=False)
+        return pd.DataFrame(
+            {
+                feature.name: np.asarray(values, dtype=object if feature.type == "category" else float)
+                for feature, values in zip(self.validator.features, columns, strict=True)
+            },
+            copy=False,
+        )
 
 
 def not_ready(reason: str, metadata: dict[str, Any] | None = None) -> ModelService:
@@ -113,7 +118,7 @@ def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelServi
     except RecordError as exc:
         return not_ready(f"metadata.json example does not match the feature schema: {exc.message}", metadata)
     check_rows = example_rows + check_records(features)
-    reference = service.predict_proba(check_rows)  # scikit-learn path: compiled is still None
+    reference = service.predict_rows(check_rows)  # scikit-learn path: compiled is still None
     if not np.all((reference >= 0) & (reference <= 1)):
         return not_ready("the model returned probabilities outside [0, 1]", metadata)
     if use_fastpath:
@@ -124,13 +129,15 @@ def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelServi
 def verified_fastpath(
     estimator: Any, features: list[Feature], rows: list[list[Any]], reference: np.ndarray
 ) -> CompiledPipeline | None:
+    """The compiled pipeline if each of its heads matches scikit-learn on the check rows, else None."""
     try:
         compiled = compile_pipeline(estimator, features)
-        fast = compiled.predict_proba(rows)
+        X = compiled.transform(columns_of(rows))
+        heads = [compiled.small] + ([compiled.large] if compiled.large is not None else [])
+        gap = max(float(np.max(np.abs(head(X) - reference))) for head in heads)
     except Unsupported as exc:
         log.info("fast path not available (%s): predicting with scikit-learn", exc)
         return None
-    gap = float(np.max(np.abs(fast - reference)))
     if not gap <= PARITY_TOLERANCE:
         log.warning("fast path differs from scikit-learn by %.3g: predicting with scikit-learn", gap)
         return None

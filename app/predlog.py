@@ -5,9 +5,13 @@ Tables (documented in docs/contracts.md; the monitoring jobs read them):
     feedback(prediction_id PK, label, received_at)
 
 Predictions are written off the request's hot path: `record()` appends to an in-memory queue and a background
-thread inserts them in batches (every `flush_interval` seconds or `batch_size` rows). `close()` drains the queue;
+thread inserts them in batches (every `flush_interval` seconds or `batch_size` rows). The thread shares the worker's
+CPU, so a batch is one `executemany` of plain tuples (`_Inserter`): SQLAlchemy's per-row statement machinery cost
+more than the database did (profiled: ~12 of ~20 ms for 1000 rows on SQLite). `close()` drains the queue;
 gunicorn's `worker_exit` hook and an atexit hook call it, so a graceful shutdown (SIGTERM, HUP reload) loses no
-acknowledged prediction. A hard kill (SIGKILL, power loss) can lose the last `flush_interval` seconds.
+acknowledged prediction. A hard kill (SIGKILL) can lose the last `flush_interval` seconds; with SQLite (write-ahead
+log, synchronous=NORMAL) a power loss can also lose the last commits. Copy a live SQLite log with `sqlite3 .backup`,
+not `cp` (recent rows sit in the `-wal` file until a checkpoint).
 """
 
 from __future__ import annotations
@@ -52,12 +56,71 @@ def _dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """Write-ahead logging: readers (the monitoring job) never block the writers, and a commit appends to the log
+    instead of rewriting pages (halves the writer's cost). synchronous=NORMAL keeps every commit safe from a
+    process crash; a power loss can lose the last commits, as the module docstring says of a hard kill."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def make_engine(url: str) -> sa.Engine:
     # orjson for the features column: measured 2x faster than the json module for the log writer
     if url.startswith("sqlite"):
         # several gunicorn workers share the file: wait for the lock instead of failing
-        return sa.create_engine(url, connect_args={"timeout": 30}, json_serializer=_dumps)
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, json_serializer=_dumps)
+        sa.event.listen(engine, "connect", _sqlite_wal)
+        return engine
     return sa.create_engine(url, pool_pre_ping=True, json_serializer=_dumps)
+
+
+def _convert(process: Any, column: list[Any]) -> list[Any]:
+    """`process(v)` for each value (None stays None); a value repeated in a row (one request's created_at) is
+    converted once."""
+    out, last, converted = [], None, None
+    for value in column:
+        if value is None:
+            out.append(None)
+            continue
+        if value is not last:
+            last, converted = value, process(value)
+        out.append(converted)
+    return out
+
+
+class _Inserter:
+    """INSERT INTO predictions as one executemany of ready-made parameters for one dialect.
+
+    The statement and each column's bind processor (SQLAlchemy's own type conversion for the dialect: the JSON
+    serialiser, SQLite's datetime format, psycopg's JSON wrapper) are looked up once; `created_at` is shared by all
+    the rows of a request, so it is converted once per request. The rows written are those `predictions.insert()`
+    writes (tested by reading them back through SQLAlchemy).
+    """
+
+    def __init__(self, dialect: sa.Dialect):
+        compiled = predictions.insert().compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.keys = [c.key for c in predictions.c]
+        self.positional = bool(compiled.positional)
+        if self.positional and list(compiled.positiontup or ()) != self.keys:
+            raise ValueError(f"unexpected parameter order {compiled.positiontup}")
+        self.processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in predictions.c]
+
+    def parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
+        columns = []
+        for key, process in zip(self.keys, self.processors, strict=True):
+            column = [row[key] for row in rows]
+            if process is not None:
+                column = _convert(process, column)
+            columns.append(column)
+        if self.positional:
+            return list(zip(*columns, strict=True))
+        return [dict(zip(self.keys, values, strict=True)) for values in zip(*columns, strict=True)]
+
+    def insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        conn.exec_driver_sql(self.sql, self.parameters(rows))
 
 
 class PredictionLog:
@@ -65,6 +128,7 @@ class PredictionLog:
         self.url, self.flush_interval, self.batch_size = url, flush_interval, batch_size
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
+        self._inserter = _Inserter(self.engine.dialect)
         self._queue: deque[dict[str, Any]] = deque()
         self._wake = threading.Event()
         self._lock = (
@@ -118,7 +182,7 @@ class PredictionLog:
                 batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
                 try:
                     with self.engine.begin() as conn:
-                        conn.execute(predictions.insert(), batch)
+                        self._inserter.insert(conn, batch)
                 except sa.exc.IntegrityError:
                     written += self._insert_one_by_one(batch)
                     continue

@@ -7,6 +7,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from app.fastpath import columns_of
 from app.predlog import feedback, predictions
 
 
@@ -31,7 +32,7 @@ def test_predict_batch_matches_the_scikit_learn_pipeline(client, example, app):
     probabilities = [p["probability"] for p in response.get_json()["predictions"]]
     model = app.extensions["serve"].model
     rows = [model.validator.validate(r) for r in (example, other)]
-    expected = model.estimator.predict_proba(model.frame(rows))[:, 1]
+    expected = model.estimator.predict_proba(model.frame(columns_of(rows)))[:, 1]
     assert probabilities == pytest.approx(expected.tolist(), abs=1e-12)
     assert len({p["prediction_id"] for p in response.get_json()["predictions"]}) == 2
 
@@ -88,6 +89,45 @@ def test_an_invalid_record_in_a_batch_is_named_by_index(client, example):
         "index": 1,
         "message": "",
     }
+
+
+@pytest.mark.parametrize(("change", "status", "code", "field"), INVALID)
+def test_an_invalid_record_in_a_large_batch_gets_the_same_error(
+    client, example, app, change, status, code, field
+):
+    """Large batches are validated column by column: the error is still the first invalid record's."""
+    app.extensions["serve"].config["MAX_BATCH"] = 1000
+    batch = [example] * 70
+    batch[37] = change(example)
+    batch[52] = example | {"region": "moon"}  # a later invalid record is not the one reported
+    response = client.post("/predict", json=batch)
+    assert response.status_code == status
+    assert response.get_json()["error"] | {"message": ""} == {
+        "code": code,
+        "field": field,
+        "index": 37,
+        "message": "",
+    }
+
+
+def test_a_large_batch_matches_the_scikit_learn_pipeline(client, example, app):
+    app.extensions["serve"].config["MAX_BATCH"] = 1000
+    model = app.extensions["serve"].model
+    batch = [
+        example
+        | {"tenure_months": i % 60, "monthly_charges": 20.0 + i, "contract": ("one-year", "two-year")[i % 2]}
+        | ({"total_charges": None} if i % 3 == 0 else {})
+        for i in range(300)
+    ]
+    response = client.post("/predict", json=batch)
+    assert response.status_code == 200
+    got = [p["probability"] for p in response.get_json()["predictions"]]
+    rows = [model.validator.validate(r) for r in batch]
+    expected = model.estimator.predict_proba(model.frame(columns_of(rows)))[:, 1]
+    assert got == pytest.approx(expected.tolist(), abs=1e-12)
+    assert [p["prediction"] for p in response.get_json()["predictions"]] == [
+        int(p >= model.threshold) for p in expected
+    ]
 
 
 def test_nullable_features_may_be_omitted_or_null(client, example):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.fastpath import Unsupported, compile_pipeline
+from app.fastpath import Unsupported, columns_of, compile_pipeline
 from app.model import check_records, load_service
 from tests.model_fixture import train_tiny_model
 
@@ -27,8 +27,17 @@ def test_fast_path_matches_scikit_learn(which, model_dir, lr_model_dir):
     rows[0][-1] = "atlantis"
     rows[1][0] = -1e6
     rows[2][-1] = None
-    expected = service.estimator.predict_proba(service.frame(rows))[:, 1]
-    assert np.max(np.abs(compiled.predict_proba(rows) - expected)) < 1e-12
+    columns = columns_of(rows)
+    expected = service.estimator.predict_proba(service.frame(columns))[:, 1]
+    X = compiled.transform(columns)
+    heads = {"small": compiled.small} | ({"large": compiled.large} if compiled.large is not None else {})
+    assert set(heads) == ({"small", "large"} if which == "hgb" else {"small"})
+    for name, head in heads.items():
+        assert np.max(np.abs(head(X) - expected)) < 1e-12, name
+    # predict_proba picks the head by batch size; every size gives scikit-learn's answer
+    for n in (1, 2, compiled.max_rows or 50, (compiled.max_rows or 50) + 1, len(rows)):
+        got = compiled.predict_proba(columns_of(rows[:n]))
+        assert np.max(np.abs(got - expected[:n])) < 1e-12, n
 
 
 def test_unknown_steps_are_declined_and_served_by_scikit_learn(model_dir, tmp_path):
@@ -52,7 +61,7 @@ def test_unknown_steps_are_declined_and_served_by_scikit_learn(model_dir, tmp_pa
             ),
             ("classifier", RandomForestClassifier(n_estimators=5, random_state=0)),
         ]
-    ).fit(service.frame(rows).fillna(0), [i % 2 for i in range(len(rows))])
+    ).fit(service.frame(columns_of(rows)).fillna(0), [i % 2 for i in range(len(rows))])
     with pytest.raises(Unsupported):
         compile_pipeline(forest, features)
     save_model(
@@ -62,4 +71,4 @@ def test_unknown_steps_are_declined_and_served_by_scikit_learn(model_dir, tmp_pa
     )
     served = load_service(tmp_path)
     assert served.ready and served.compiled is None
-    assert 0 <= served.predict_proba(rows[3:4])[0] <= 1
+    assert 0 <= served.predict_rows(rows[3:4])[0] <= 1

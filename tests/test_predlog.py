@@ -123,3 +123,45 @@ def test_feedback_for_a_prediction_in_a_batch_being_written_waits_for_its_commit
     assert log.add_feedback("p0", 1) == "ok"
     writer.join()
     log.close()
+
+
+def _stored(engine: sa.Engine) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(predictions).order_by(predictions.c.prediction_id)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def _log_url(tmp_path, postgres_url, backend: str, name: str) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/{name}.db"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_batched_writer_stores_what_sqlalchemy_insert_stores(tmp_path, request, backend):
+    """The log writes batches as plain executemany parameters; the rows must read back exactly as rows written by
+    SQLAlchemy's own insert (types, time zone, JSON, missing values), since the monitoring jobs read them."""
+    postgres_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    first, second = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), datetime.now(UTC)
+    rows = [
+        row
+        | {"created_at": first if i < 3 else second, "features": {"x": i, "c": "a", "n": None, "f": 0.1 * i}}
+        for i, row in enumerate(_rows(6))
+    ]
+    log = PredictionLog(_log_url(tmp_path, postgres_url, backend, "predlog_fast"), flush_interval=60)
+    log.record(rows)
+    log.close()
+    reference = sa.create_engine(_log_url(tmp_path, postgres_url, backend, "predlog_reference"))
+    predictions.metadata.create_all(reference)
+    with reference.begin() as conn:
+        conn.execute(predictions.insert(), rows)
+    got, expected = _stored(log.engine), _stored(reference)
+    assert len(got) == 6 and got == expected
+    assert {row["created_at"].replace(tzinfo=UTC) for row in got} == {first, second}
+    log.engine.dispose()
+    reference.dispose()
