@@ -113,9 +113,9 @@ def predict() -> Response:
     )
     m = st.metrics
     if positives:
-        m.predictions.labels("1").inc(positives)
+        m.predicted("1").inc(positives)
     if len(records) - positives:
-        m.predictions.labels("0").inc(len(records) - positives)
+        m.predicted("0").inc(len(records) - positives)
     observe_many(m.probability, probabilities)
     return json_response(
         {
@@ -222,6 +222,7 @@ def register_hooks(app: Flask) -> None:
             m = state().metrics
             endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
             status = str(response.status_code)
-            m.requests.labels(endpoint, request.method, status).inc()
-            m.latency.labels(endpoint, status).observe(time.perf_counter() - started)
+            requests, latency = m.request_metrics(endpoint, request.method, status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
         return response

@@ -13,6 +13,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 
@@ -62,6 +63,27 @@ class Metrics:
             "prediction_log_written_total", "Predictions written to the log.", registry=r
         )
         self.feedback = Counter("feedback_total", "Feedback labels by outcome.", ["outcome"], registry=r)
+
+        # labelled children looked up once (labels() validates and locks on every call: ~5 us each)
+        self._request_children: dict[tuple[str, str, str], tuple] = {}
+        self._predicted_children: dict[str, Counter] = {}
+
+    def request_metrics(self, endpoint: str, method: str, status: str) -> tuple:
+        """(requests counter, latency histogram) children for one endpoint/method/status; methods outside
+        HTTP_METHODS count as OTHER, so clients cannot create series at will."""
+        method = method if method in HTTP_METHODS else "OTHER"
+        key = (endpoint, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(endpoint, method, status), self.latency.labels(endpoint, status))
+            self._request_children[key] = children
+        return children
+
+    def predicted(self, predicted_class: str) -> Counter:
+        child = self._predicted_children.get(predicted_class)
+        if child is None:
+            child = self._predicted_children[predicted_class] = self.predictions.labels(predicted_class)
+        return child
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -5,7 +5,7 @@ TUNE_WORKER_INDEX ?=
 TUNE_WORKER_ARGS ?=
 BENCH_ROWS ?= 10000 100000 1000000
 BENCH_TRIALS ?= 2
-BENCH_TUNE_TRIALS ?= 12
+BENCH_TUNE_TRIALS ?= 24
 # Benchmarks of other features join `make bench` when their make targets exist (the service one needs model/).
 BENCH_EXTRACT := $(if $(shell grep -lsE '^bench-extract:' mk/*.mk),bench-extract)
 BENCH_SERVE := $(if $(and $(wildcard bench/bench_serve.py),$(shell grep -lsE '^bench-serve:' mk/*.mk)),repro bench-serve)

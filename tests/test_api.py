@@ -242,3 +242,12 @@ def test_metrics_count_requests_and_predictions(client, example, app):
         float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("predictions_total{")
     )
     assert counted == 3
+
+
+def test_metrics_label_unknown_methods_as_other(client):
+    """Clients must not be able to create metric series at will with made-up HTTP methods."""
+    for method in ("BREW", "FOO", "BAR"):
+        assert client.open("/predict", method=method).status_code == 405
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'http_requests_total{endpoint="unmatched",method="OTHER",status="405"} 3.0' in text
+    assert "BREW" not in text and "FOO" not in text

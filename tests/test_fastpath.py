@@ -72,3 +72,22 @@ def test_unknown_steps_are_declined_and_served_by_scikit_learn(model_dir, tmp_pa
     served = load_service(tmp_path)
     assert served.ready and served.compiled is None
     assert 0 <= served.predict_rows(rows[3:4])[0] <= 1
+
+
+def test_large_batches_fall_back_to_predict_proba_when_the_tree_predictor_changes(model_dir, monkeypatch):
+    """The per-tree loop calls a private scikit-learn function; with another signature the large-batch head is the
+    estimator's own predict_proba, and the answers stay scikit-learn's."""
+    from sklearn.ensemble._hist_gradient_boosting import _predictor
+
+    def changed(*args):
+        raise TypeError("takes 8 positional arguments")
+
+    service = load_service(model_dir, use_fastpath=False)
+    features = service.validator.features
+    rows = check_records(features, n=100, seed=3)
+    expected = service.estimator.predict_proba(service.frame(columns_of(rows)))[:, 1]
+    tree_loop = compile_pipeline(service.estimator, features).large
+    monkeypatch.setattr(_predictor, "_predict_from_raw_data", changed)
+    compiled = compile_pipeline(service.estimator, features)
+    assert compiled.large is not None and compiled.large.__code__ is not tree_loop.__code__
+    assert np.max(np.abs(compiled.predict_proba(columns_of(rows)) - expected)) < 1e-12

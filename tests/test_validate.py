@@ -1,7 +1,11 @@
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from pipeline.chunks import open_snapshot
 from pipeline.errors import PipelineError
-from pipeline.validate import main, validate_snapshot
+from pipeline.validate import main, snapshot_frames, validate_chunks, validate_snapshot
 from tests.conftest import REPO_ROOT
 from tests.factories import default_params, make_snapshot
 
@@ -83,3 +87,75 @@ def test_unreadable_snapshot_is_a_clear_error(tmp_path):
         from pipeline.validate import run_validate
 
         run_validate(REPO_ROOT / "params.yaml", tmp_path / "absent.parquet", tmp_path / "out.json")
+
+
+# --- a snapshot file read in chunks -------------------------------------------------------------------
+
+
+def _chunked_report(df, tmp_path, chunk_rows):
+    path = tmp_path / "snapshot.parquet"
+    df.to_parquet(path, index=False, row_group_size=250)
+    return validate_chunks(snapshot_frames(open_snapshot(path), chunk_rows), default_params().schema)
+
+
+def test_chunked_report_equals_the_whole_table_report(tmp_path):
+    df = make_snapshot(1200)
+    chunked = _chunked_report(df, tmp_path, chunk_rows=100)
+    assert chunked == validate_snapshot(df, default_params().schema)
+    assert (
+        chunked["passed"] is True and chunked["rows"] == 1200
+    )  # min_rows 500: met by the total, not a chunk
+
+
+def test_an_error_in_a_later_chunk_is_found_and_counted_with_the_rest(tmp_path):
+    df = make_snapshot(1200)
+    df.loc[[50, 950, 1100], "monthly_charges"] = [-5.0, -6.0, -7.0]  # chunks 1, 10 and 12 of 100 rows
+    df.loc[[900, 901, 1150, 1190], "contract"] = ["weekly", "daily", "weekly", "hourly"]
+    chunked = _chunked_report(df, tmp_path, chunk_rows=100)
+    assert chunked == validate_snapshot(df, default_params().schema)
+    by_column = {f["column"]: f for f in chunked["failures"]}
+    assert by_column["monthly_charges"]["count"] == 3
+    assert by_column["monthly_charges"]["examples"] == ["-5.0", "-6.0", "-7.0"]
+    assert by_column["contract"]["count"] == 4
+    assert by_column["contract"]["examples"] == ["weekly", "daily", "hourly"]
+
+
+def test_a_column_rule_counts_once_however_many_chunks(tmp_path):
+    df = make_snapshot(1200).assign(tenure_months=lambda d: d["tenure_months"].astype(str))
+    failures = _chunked_report(df, tmp_path, chunk_rows=100)["failures"]
+    assert {"column": "tenure_months", "rule": "type is int", "count": 1, "examples": []} in failures
+
+
+def test_a_null_label_in_one_chunk_types_the_label_as_in_the_whole_table(tmp_path):
+    df = make_snapshot(1200)
+    df["churned"] = df["churned"].astype("Int64")
+    df.loc[1111, "churned"] = None  # only chunk 12 holds a null; pandas reads the whole column as float
+    path = tmp_path / "snapshot.parquet"
+    # As extract writes snapshots: Arrow types only, no pandas metadata (which would restore Int64).
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None), path)
+    chunked = validate_chunks(snapshot_frames(open_snapshot(path), 100), default_params().schema)
+    whole = validate_snapshot(pd.read_parquet(path), default_params().schema)
+    assert sorted(chunked["failures"], key=str) == sorted(whole["failures"], key=str)
+    assert {(f["column"], f["rule"]) for f in chunked["failures"]} == {
+        ("churned", "type is integer"),
+        ("churned", "not_nullable"),
+    }
+
+
+def test_too_few_rows_over_all_chunks_is_one_table_rule(tmp_path):
+    report = _chunked_report(make_snapshot(450), tmp_path, chunk_rows=100)
+    assert report["failures"] == [
+        {"column": None, "rule": "at least 500 rows (schema.min_rows)", "count": 1, "examples": ["False"]}
+    ]
+    assert report["rows"] == 450
+
+
+def test_an_empty_snapshot_still_reports_missing_columns(tmp_path):
+    path = tmp_path / "snapshot.parquet"
+    make_snapshot(10).drop(columns=["region"]).head(0).to_parquet(path, index=False)
+    report = validate_chunks(snapshot_frames(open_snapshot(path), 100), default_params().schema)
+    rules = {(f["column"], f["rule"]) for f in report["failures"]}
+    assert ("region", "column_in_dataframe") in rules and (
+        None,
+        "at least 500 rows (schema.min_rows)",
+    ) in rules

@@ -5,8 +5,9 @@ window is [cutoff + 1 day - window_days, cutoff + 1 day), the cutoff day include
 day of the newest `schema.time_column` value in `warehouse.table`.
 
 The warehouse is DuckDB in-process by default, with a view named `warehouse.table` over `warehouse.files`
-(Parquet or CSV; a relative path is relative to params.yaml). With `WAREHOUSE_URL` set (a SQLAlchemy URL
-such as postgresql+psycopg://user@host/db) the same query runs there. Either way the filter runs inside the
+(Parquet or CSV; a relative path is relative to params.yaml; `s3://bucket/prefix/*.parquet` and other object
+stores are read through fsspec, e.g. s3fs, with credentials from the environment). With `WAREHOUSE_URL` set
+(a SQLAlchemy URL such as postgresql+psycopg://user@host/db) the same query runs there. Either way the filter runs inside the
 warehouse and the result streams back in chunks of `extract.chunk_rows` rows, written to Parquet as it
 arrives, so memory is bounded by the chunk size, not the window. Columns named in `schema` get fixed types
 (int -> int64, float -> float64, category -> string, time column -> timestamp[us]) and rows go into
@@ -127,12 +128,15 @@ class DuckDBWarehouse:
             files = str(base_dir / files)
         reader = "read_csv_auto" if files.lower().endswith((".csv", ".csv.gz")) else "read_parquet"
         self.name = f"duckdb over {warehouse.files}"
+        object_store = _object_store(files)
         # Spill to a private temporary directory (DuckDB's default is ./.tmp in the working directory).
         self._spill_dir = tempfile.mkdtemp(prefix="extract-duckdb-")
         self._con = duckdb.connect(
             config={"memory_limit": warehouse.duckdb_memory_limit, "temp_directory": self._spill_dir}
         )
         try:
+            if object_store is not None:
+                self._con.register_filesystem(object_store)
             self._con.execute(f'CREATE VIEW "{warehouse.table}" AS SELECT * FROM {reader}({_sql_str(files)})')
         except duckdb.Error as exc:
             self.close()
@@ -156,6 +160,25 @@ class DuckDBWarehouse:
     def close(self) -> None:
         self._con.close()
         shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+
+def _object_store(files: str):
+    """The fsspec filesystem for `s3://...`, `gs://...` (any scheme but local files), which DuckDB then reads
+    through; None for local paths. Credentials and endpoint come from the environment, as for any client of that
+    store (s3fs: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3, or FSSPEC_S3_* keys)."""
+    scheme = files.split("://", 1)[0].lower() if "://" in files else "file"
+    if scheme in ("file", "local"):
+        return None
+    import fsspec
+
+    try:
+        # A fresh instance: a cached one would keep the credentials/endpoint of an earlier call in this process.
+        return fsspec.filesystem(scheme, skip_instance_cache=True)
+    except (ImportError, ValueError) as exc:
+        raise PipelineError(
+            f"params.yaml: warehouse.files: no filesystem for '{scheme}://' ({_first_line(exc)}); "
+            "install its fsspec package (s3fs for s3://, gcsfs for gs://, adlfs for az://)"
+        ) from exc
 
 
 class SQLAlchemyWarehouse:
@@ -318,8 +341,14 @@ def _sql_str(value: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].startswith("Traceback"):
+        # DuckDB passes on an error raised in a Python filesystem (fsspec) with its traceback: name the error.
+        raised = [line for line in lines if re.match(r"[A-Za-z_][\w.]*(Error|Exception): ", line)]
+        return raised[-1] if raised else lines[-1].strip()
+    return lines[0]
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

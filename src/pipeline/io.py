@@ -6,30 +6,40 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_path)` then move the temporary file over `path` in one step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    with atomic_files([path]) as (tmp,):
+        write(tmp)
+    return Path(path)
+
+
+@contextmanager
+def atomic_files(paths: list[str | Path]) -> Iterator[list[Path]]:
+    """Temporary files next to `paths`, moved over them when the block succeeds and removed when it fails."""
+    temps = []
     try:
-        write(tmp_path)
-        # mkstemp creates 0600 files; give the output the usual permissions (0666 less the umask) so that
-        # another user, e.g. the container's, can read it.
+        for path in map(Path, paths):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            temps.append(Path(tmp))
+        yield temps
+        # mkstemp creates 0600 files; give the outputs the usual permissions (0666 less the umask) so that
+        # another user, e.g. the container's, can read them.
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-    return path
+        for tmp, path in zip(temps, paths, strict=True):
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
