@@ -9,6 +9,7 @@ BIN := $(abspath $(VENV))/bin
 UV_VERSION := 0.13.9
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
+TEST_WORKERS ?= 2
 
 .PHONY: help venv data run repro test lock clean
 
@@ -36,8 +37,8 @@ repro: venv data ## Reproduce the pipeline (only stages whose inputs changed)
 run: repro ## Set up everything, get the data, run the pipeline and print a summary
 	$(BIN)/python -m pipeline.summary
 
-test: venv ## Run the test suite
-	$(BIN)/pytest
+test: venv ## Run the test suite (TEST_WORKERS=2 pytest-xdist processes, one test module each at a time)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lock: ## Re-pin requirements/*.txt from requirements/*.in
 	@for f in serve pipeline dev; do \

@@ -10,6 +10,24 @@ from tests.postgres import postgres_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# The longest modules run first. `make test` runs two pytest-xdist workers that take one module at a time
+# (`--dist loadfile`), so a long module started last would keep one worker busy while the other sits idle. The
+# image comes first: on a new machine it is minutes of download and build that overlap the other worker's CPU.
+LONGEST_FIRST = (
+    "test_image.py",
+    "test_closed_loop.py",
+    "test_retrain.py",
+    "test_pipeline_e2e.py",
+    "test_tune_worker.py",
+    "test_tune.py",
+    "test_gunicorn_conf.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
 
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory):

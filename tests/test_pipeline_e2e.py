@@ -43,6 +43,9 @@ def repo(tmp_path_factory) -> Path:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["data"].update(months=8, rows_per_month=400)
     params["tune"].update(n_trials=3)
+    # Small trees: what is checked here (outputs, caching, determinism, experiments) does not depend on their size.
+    params["tune"]["search_space"]["max_iter"] = {"type": "int", "low": 10, "high": 40, "step": 10}
+    params["model"]["defaults"]["max_iter"] = 40
     params["evaluate"]["importance_repeats"] = 2
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)

@@ -1,7 +1,10 @@
 import json
 
+import optuna
 import pytest
+import sqlalchemy as sa
 
+from pipeline import tune
 from pipeline.errors import PipelineError
 from pipeline.tune import open_study, run_tune
 from tests.factories import make_snapshot, params_with, write_splits
@@ -13,8 +16,18 @@ def prepared(tmp_path):
     return tmp_path / "prepared"
 
 
+# Small trees: what these tests check (seeding, outputs, resuming) does not depend on the size of the search.
+SMALL_MAX_ITER = {"type": "int", "low": 10, "high": 40, "step": 10}
+
+
 def _run(tmp_path, prepared, n_trials, storage):
-    params = params_with({"tune.n_trials": n_trials, "tune.storage": f"sqlite:///{storage}"})
+    params = params_with(
+        {
+            "tune.n_trials": n_trials,
+            "tune.storage": f"sqlite:///{storage}",
+            "tune.search_space.max_iter": SMALL_MAX_ITER,
+        }
+    )
     out = tmp_path / "tune"
     return run_tune(params, prepared, out, tmp_path / "tune.json", tmp_path / "history.png", log_trials=True)
 
@@ -60,3 +73,24 @@ def test_unreachable_storage_names_it_without_password(monkeypatch):
     with pytest.raises(PipelineError) as err:
         open_study(params, "abc", url)
     assert "127.0.0.1:1/optuna" in str(err.value) and "secret" not in str(err.value)
+
+
+def test_a_worker_that_loses_the_sqlite_table_creation_race_retries(tmp_path, monkeypatch):
+    """Two workers opening a new SQLite study at once: the loser's CREATE TABLE finds the winner's table."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/race.db")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE studies (study_id INTEGER)"))
+    with pytest.raises(sa.exc.OperationalError) as lost, engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE studies (study_id INTEGER)"))  # what SQLite tells the loser
+    engine.dispose()
+    real, calls = optuna.create_study, []
+
+    def create_study(**kwargs):
+        calls.append(kwargs["storage"])
+        if len(calls) == 1:
+            raise lost.value
+        return real(**kwargs)
+
+    monkeypatch.setattr(tune.optuna, "create_study", create_study)
+    study = open_study(params_with({}), "race", f"sqlite:///{tmp_path}/studies.db")
+    assert len(calls) == 2 and study.study_name.endswith("-race")

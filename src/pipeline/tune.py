@@ -101,12 +101,13 @@ def open_study(
 
 
 def _is_creation_race(exc: BaseException) -> bool:
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     while exc is not None:
         if isinstance(exc, IntegrityError | optuna.exceptions.DuplicatedStudyError):
             return True
-        if isinstance(exc, ProgrammingError) and "already exists" in str(exc):
+        # A table the other worker just created: PostgreSQL says ProgrammingError, SQLite OperationalError.
+        if isinstance(exc, ProgrammingError | OperationalError) and "already exists" in str(exc):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
