@@ -6,6 +6,10 @@
     THREADS           threads per worker (default 1: prediction is CPU-bound; more threads only queue on the GIL)
     GRACEFUL_TIMEOUT  seconds a stopping worker may take to finish in-flight requests (default 30)
     TIMEOUT           seconds before a silent worker is killed and replaced (default 30)
+    WORKER_CLASS      gunicorn worker type (default gthread: keep-alive connections)
+    KEEPALIVE         seconds an idle keep-alive connection is kept (default 5)
+    WORKER_CONNECTIONS  connections one worker holds at most (default 1000; see README on spreading few
+                      persistent connections over the workers)
     PRELOAD           1 (default) = the master loads and verifies the model once, then forks the workers;
                       0 = each worker loads it after the fork
 
@@ -33,6 +37,7 @@ worker_class = os.environ.get("WORKER_CLASS", "gthread")
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
 timeout = int(os.environ.get("TIMEOUT", "30"))
 keepalive = int(os.environ.get("KEEPALIVE", "5"))
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 preload_app = os.environ.get("PRELOAD", "1") == "1"
 accesslog = os.environ.get("ACCESS_LOG") or None  # "-" for stdout; off by default (it costs ~10% throughput)
 errorlog = "-"

@@ -82,3 +82,15 @@ def test_a_reload_under_load_drops_no_request(model_dir, tmp_path):
     assert len(results) > 50
     assert log_file.read_text().count("Booting worker") >= 4  # the reload did replace the workers
     assert _logged_ids(db) == acknowledged
+
+
+def test_worker_settings_come_from_the_environment(monkeypatch):
+    import runpy
+
+    from tests.gunicorn_server import REPO_ROOT
+
+    for name, value in {"WORKER_CONNECTIONS": "8", "KEEPALIVE": "2", "WEB_CONCURRENCY": "3"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent-not-created-at-import")
+    conf = runpy.run_path(str(REPO_ROOT / "app" / "gunicorn.conf.py"))
+    assert (conf["worker_connections"], conf["keepalive"], conf["workers"]) == (8, 2, 3)
