@@ -83,6 +83,22 @@ def wrk(
     return result
 
 
+def worker_cpu_s(pids: list[int]) -> list[float]:
+    """CPU seconds (user + system) each process has used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = []
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out.append((int(fields[11]) + int(fields[12])) / ticks)
+    return out
+
+
+def share_of_busiest(before: list[float], after: list[float]) -> float:
+    """The busiest worker's share of the workers' CPU during a run (1/workers = perfectly balanced)."""
+    used = [b - a for a, b in zip(before, after, strict=True)]
+    return max(used) / sum(used) if sum(used) > 0 else 1.0
+
+
 def worker_rss_mb(master_pid: int) -> dict[int, float]:
     out = subprocess.run(["ps", "--ppid", str(master_pid), "-o", "pid=,rss="], capture_output=True, text=True)
     return {int(pid): int(rss) / 1024 for pid, rss in (line.split() for line in out.stdout.splitlines())}
@@ -164,20 +180,28 @@ def run(model_dir: Path, seconds: int, soak_seconds: int, connections: int, n_ro
         # moment (or on a worker that holds most keep-alive connections), so each figure is the median of the
         # rounds and each ratio the median of the per-round ratios (the spread is printed too).
         rounds: list[dict] = []
+        pids = sorted(worker_rss_mb(server.pid))
+
+        def measured(path: str, method: str = "GET", body: str | None = None) -> dict:
+            before = worker_cpu_s(pids)
+            r = wrk(f"{base}{path}", seconds, connections, method, body, workdir=workdir)
+            r["busiest_worker_share"] = round(share_of_busiest(before, worker_cpu_s(pids)), 2)
+            return r
+
         for k in range(n_rounds):
-            rnd = {"trivial": wrk(f"{base}/health", seconds, connections, workdir=workdir)}
+            rnd = {"trivial": measured("/health")}
             line = [f"round {k + 1}: /health {rnd['trivial']['rps']:.0f} req/s"]
             for n in (1, 100, 1000):
-                body = json.dumps(example if n == 1 else records[:n])
-                r = wrk(f"{base}/predict", seconds, connections, "POST", body, workdir=workdir)
+                r = measured("/predict", "POST", json.dumps(example if n == 1 else records[:n]))
                 r["rows_per_s"] = r["rps"] * n
                 rnd[f"predict_{n}"] = r
                 line.append(f"{n}: {r['rps']:.0f} req/s p50 {r['p50_ms']:.1f} p99 {r['p99_ms']:.1f} ms")
             rounds.append(rnd)
-            print("  " + "; ".join(line), flush=True)
+            shares = "/".join(f"{rnd[key]['busiest_worker_share']:.2f}" for key in rnd)
+            print("  " + "; ".join(line) + f"; busiest worker's CPU share {shares}", flush=True)
         for key in ("trivial", "predict_1", "predict_100", "predict_1000"):
             runs = sorted((rnd[key] for rnd in rounds), key=lambda r: r["rps"])
-            results[key] = runs[len(runs) // 2]
+            results[key] = dict(runs[len(runs) // 2])
             results[key]["errors"] = sum(rnd[key]["errors"] for rnd in rounds)
         results["rounds"] = rounds
         # soak: single records for soak_seconds, worker memory sampled every few seconds
@@ -264,6 +288,19 @@ def render(results: dict) -> str:
         f"requests | {'yes' if soak['errors'] == 0 else 'no'} |",
         f"| soak: worker memory does not grow (< 5%) | {soak['rss_start_mb']} -> {soak['rss_end_mb']} MB "
         f"({ratios['soak_rss_growth']:+.1%}) | {'yes' if ratios['soak_rss_growth'] < 0.05 else 'no'} |",
+        "",
+        "Every round (busiest worker's share of the workers' CPU in brackets: 50% = balanced over 2 workers, 100% ="
+        " one worker held every connection):",
+        "",
+        "| round | GET /health req/s | /predict 1 record req/s | ratio | /predict 1000 records rows/s |",
+        "|---:|---:|---:|---:|---:|",
+        *(
+            f"| {k} | {rnd['trivial']['rps']:.0f} ({rnd['trivial']['busiest_worker_share']:.0%}) | "
+            f"{rnd['predict_1']['rps']:.0f} ({rnd['predict_1']['busiest_worker_share']:.0%}) | "
+            f"{rnd['predict_1']['rps'] / rnd['trivial']['rps']:.0%} | "
+            f"{rnd['predict_1000']['rows_per_s']:.0f} ({rnd['predict_1000']['busiest_worker_share']:.0%}) |"
+            for k, rnd in enumerate(results["rounds"], start=1)
+        ),
         "",
         "Where one in-process prediction's time goes (best of 5, microseconds per record):",
         "",

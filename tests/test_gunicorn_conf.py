@@ -91,7 +91,8 @@ def test_worker_settings_come_from_the_environment(monkeypatch):
 
     for name, value in {"WORKER_CONNECTIONS": "8", "KEEPALIVE": "2", "WEB_CONCURRENCY": "3"}.items():
         monkeypatch.setenv(name, value)
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # the file sets these defaults
+    # the file sets defaults for these: keep them out of the test process's environment
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(name, "1")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent-not-created-at-import")
     conf = runpy.run_path(str(REPO_ROOT / "app" / "gunicorn.conf.py"))
