@@ -209,7 +209,10 @@ def plot_history(study: optuna.Study, metric: str, path: Path) -> None:
         ax.scatter(pruned, [ax.get_ylim()[0]] * len(pruned), marker="x", color="grey", label="pruned")
     ax.set(xlabel="trial", ylabel=f"validation {metric}", title="Optuna optimisation history")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    if done or pruned:
+        ax.legend(loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no trials (tune.n_trials: 0)", transform=ax.transAxes, ha="center", color="grey")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
