@@ -357,6 +357,12 @@ class _Forest:
             xc = x[:, self.cat_nodes]
             code = np.where((xc >= 0) & (xc < 256), xc, 256).astype(np.intp)  # NaN compares False: 256
             go_left[:, self.cat_nodes] = self.cat_table[self.cat_rows, code]
+        if len(X) == 1:  # the single-record request: no per-row offsets
+            nxt1 = np.where(go_left[0], self.left, self.right)
+            node1 = self.roots
+            for _ in range(self.depth):
+                node1 = nxt1.take(node1)
+            return _sigmoid(self.value.take(node1).sum(keepdims=True) + self.baseline)
         offsets = (np.arange(len(X)) * self.n_nodes)[:, None]
         nxt = (np.where(go_left, self.left, self.right) + offsets).ravel()  # node -> child, per row
         node = self.roots + offsets
