@@ -3,13 +3,14 @@
     BIND              address:port to listen on (default 127.0.0.1:$PORT; containers set 0.0.0.0:8000)
     PORT              port when BIND is not set (default 8000)
     WEB_CONCURRENCY   worker processes (default: the number of CPUs)
-    THREADS           threads per worker (default 1: prediction is CPU-bound; more threads only queue on the GIL)
+    THREADS           threads per worker (default 1: prediction is CPU-bound; more threads only queue on the GIL;
+                      above 1 gunicorn uses its gthread worker)
     GRACEFUL_TIMEOUT  seconds a stopping worker may take to finish in-flight requests (default 30)
     TIMEOUT           seconds before a silent worker is killed and replaced (default 30)
-    WORKER_CLASS      gunicorn worker type (default gthread: keep-alive connections)
-    KEEPALIVE         seconds an idle keep-alive connection is kept (default 5)
-    WORKER_CONNECTIONS  connections one worker holds at most (default 1000; see README on spreading few
-                      persistent connections over the workers)
+    WORKER_CLASS      gunicorn worker type (default sync: one request per connection, no keep-alive;
+                      gthread keeps connections alive, see README on how they spread over the workers)
+    KEEPALIVE         gthread: seconds an idle keep-alive connection is kept (default 5)
+    WORKER_CONNECTIONS  gthread: connections one worker holds at most (default 1000)
     PRELOAD           1 (default) = the master loads and verifies the model once, then forks the workers;
                       0 = each worker loads it after the fork
 
@@ -33,7 +34,9 @@ import tempfile
 bind = os.environ.get("BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 threads = int(os.environ.get("THREADS", "1"))
-worker_class = os.environ.get("WORKER_CLASS", "gthread")
+# sync: every connection is accepted by whichever worker is free, so load always spreads over the workers (with
+# gthread's keep-alive one worker could hold most connections: see README "The inference service")
+worker_class = os.environ.get("WORKER_CLASS", "sync")
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
 timeout = int(os.environ.get("TIMEOUT", "30"))
 keepalive = int(os.environ.get("KEEPALIVE", "5"))
