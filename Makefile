@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 TEST_WORKERS ?= 2
 
-.PHONY: help venv data run repro test lock clean
+.PHONY: help venv data run repro test lock clean model-from-lock system-tools
 
 help: ## List the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
@@ -37,7 +37,13 @@ repro: venv data ## Reproduce the pipeline (only stages whose inputs changed)
 run: repro ## Set up everything, get the data, run the pipeline and print a summary
 	$(BIN)/python -m pipeline.summary
 
-test: venv ## Run the test suite (TEST_WORKERS=2 pytest-xdist processes, one test module each at a time)
+model-from-lock: venv ## Put the model HEAD's dvc.lock records in model/: pulled, or reproduced and verified
+	$(BIN)/python -m pipeline.tracked get
+
+system-tools: ## Check the system tools the tests need (tools/system-tools.txt); apt-get install them where possible
+	@tools/system-tools
+
+test: venv system-tools ## Run the test suite (TEST_WORKERS=2 pytest-xdist processes, one test module each at a time)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lock: ## Re-pin requirements/*.txt from requirements/*.in

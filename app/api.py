@@ -21,8 +21,7 @@ bp = Blueprint("api", __name__)
 # Metadata fields /metadata returns (the drift reference is large and only for the monitoring jobs).
 METADATA_FIELDS = (
     "model_version",
-    "trained_at",
-    "code_version",
+    "code",
     "data",
     "params",
     "metrics",
@@ -33,7 +32,6 @@ METADATA_FIELDS = (
     "threshold",
     "libraries",
     "artifact",
-    "lineage",
 )
 
 

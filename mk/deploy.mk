@@ -11,17 +11,14 @@ MODEL_VERSION ?=
 image: venv ## Build the serving image from model/ with podman or docker (IMAGE=name:tag)
 	$(BIN)/python -m pipeline.image build --tag $(IMAGE)
 
-image-test: venv ## Build the image with podman, run it on a loopback port and check it end to end
+image-test: venv system-tools ## Build the image with podman, run it on a loopback port and check it end to end
 ifeq ($(IMAGE_TEST_MODEL),model)
 	@test -f model/metadata.json || { echo "no model in model/: running the pipeline first (make repro)"; \
 		$(MAKE) repro; }
 endif
 	$(BIN)/python -m pipeline.image test --tag $(IMAGE) --model $(IMAGE_TEST_MODEL)
 
-image-model: venv ## Put the model dvc.lock names in model/: `dvc pull` it, or reproduce it when no remote answers
-	$(BIN)/dvc pull model || { echo "no DVC remote answered: reproducing the model"; \
-		$(MAKE) data && $(BIN)/dvc repro train; }
-	@echo "model version: $$($(BIN)/python -c 'import json; print(json.load(open("model/metadata.json"))["model_version"])')"
+image-model: model-from-lock ## Put the model dvc.lock records in model/ (pulled, or reproduced and verified)
 
 smoke: venv ## Smoke-test a service: make smoke URL=https://... (or ENV=staging: port-forward) [MODEL_VERSION=v]
 ifneq ($(strip $(URL)),)

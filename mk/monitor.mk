@@ -8,6 +8,4 @@ MONITOR_ARGS ?=
 monitor: venv ## Judge the model in model/ on the prediction log (PREDICTION_LOG_URL): monitoring/report.md; exit 3 on a breach
 	$(BIN)/python -m pipeline.monitor --params params.yaml $(MONITOR_ARGS)
 
-monitor-model: venv ## Put the model dvc.lock names in model/ (what production serves): dvc pull, else reproduce it
-	$(BIN)/dvc pull model || { echo "no DVC remote answered: reproducing the model"; \
-		$(MAKE) data && $(BIN)/dvc repro train; }
+monitor-model: model-from-lock ## Put the model dvc.lock records (what production serves) in model/, verified

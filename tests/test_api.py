@@ -217,7 +217,7 @@ def test_health_ready_metadata(client, app):
     assert meta["model_version"] == version
     assert meta["data"]["snapshot_sha256"] == "0" * 64
     assert [f["name"] for f in meta["features"]][:2] == ["tenure_months", "monthly_charges"]
-    assert {"params", "metrics", "trained_at", "example"} <= set(meta)
+    assert {"params", "metrics", "code", "example"} <= set(meta)
     assert "reference" not in meta
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline.errors import PipelineError
-from pipeline.lineage import build_record, deployments, query, record_deployment, render, training_lineage
+from pipeline.lineage import build_record, deployments, query, record_deployment, render, run_facts
 
 
 def git(repo: Path, *args: str) -> str:
@@ -150,36 +150,36 @@ def test_deployments_are_listed_newest_first_and_bad_names_refused(repo: Path) -
         record_deployment(repo, "prod uction", "sha256:1", "v")
 
 
-def test_training_lineage_records_the_data_version_and_uncommitted_code(repo: Path) -> None:
+def test_run_facts_records_the_data_version_and_uncommitted_code(repo: Path) -> None:
     (repo / "src").mkdir()
     (repo / "src/model.py").write_text("x = 1\n")
     (repo / "data.dvc").write_text(yaml.safe_dump({"outs": [{"md5": "d9.dir", "path": "data"}]}))
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "code")
-    assert training_lineage(repo) == {"data_dvc_md5": "d9.dir", "code_dirty": False}
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    assert run_facts(repo) == {"revision": commit, "data_dvc_md5": "d9.dir", "code_dirty": False}
     (repo / "src/model.py").write_text("x = 2\n")
-    assert training_lineage(repo)["code_dirty"] is True
+    assert run_facts(repo)["code_dirty"] is True
 
 
 def test_a_record_joins_metadata_and_decision() -> None:
     metadata = {
         "model_version": "abc",
-        "trained_at": "2026-01-01T00:00:00+00:00",
-        "code_version": "c0de",
+        "code": {"sha256": "5" * 64},
         "data": {"snapshot_sha256": "f" * 64, "rows": 10},
         "params": {"model_type": "logistic_regression"},
         "metrics": {"test": {"roc_auc": 0.7}},
-        "lineage": {"data_dvc_md5": "d.dir", "code_dirty": False},
     }
+    facts = {"revision": "c0de", "code_dirty": False, "data_dvc_md5": "d.dir"}
     decision = {
         "decision": "reject",
         "reasons": ["roc_auc too low"],
         "champion": {"model_version": "old", "metrics": {"roc_auc": 0.8}},
         "challenger": {"model_md5": "m.dir", "metrics": {"roc_auc": 0.7}},
     }
-    record = build_record(metadata, decision, Path("."))
+    record = build_record(metadata, decision, facts)
     assert record["data"] == {"snapshot_sha256": "f" * 64, "rows": 10, "data_dvc_md5": "d.dir"}
-    assert record["code"] == {"revision": "c0de", "dirty": False}
+    assert record["code"] == {"revision": "c0de", "dirty": False, "sha256": "5" * 64}
     assert record["model_md5"] == "m.dir"
     assert record["decision"]["decision"] == "reject"
     assert record["decision"]["champion_model_version"] == "old"

@@ -166,11 +166,11 @@ def test_drifted_months_promote_the_challenger_once(repo: Path, tmp_path: Path) 
     assert record["data"]["data_dvc_md5"] == data_dvc
     assert record["params"]["model_type"] == "hist_gradient_boosting"
     assert record["params"]["hyperparameters"]["max_iter"] == 60
-    assert record["code"] == {"revision": head(repo), "dirty": False}
+    metadata = json.loads((repo / "model/metadata.json").read_text())
+    assert record["code"] == {"revision": head(repo), "dirty": False, "sha256": metadata["code"]["sha256"]}
     assert record["decision"]["decision"] == "promote"
     assert record["metrics"]["test_window"] == decision["challenger"]["metrics"]
-    metadata = json.loads((repo / "model/metadata.json").read_text())
-    assert metadata["lineage"]["data_dvc_md5"] == data_dvc
+    assert "lineage" not in metadata  # nothing of the run in model/: its hash stays reproducible
 
     # Proposing: a branch named from the data hash with data.dvc, dvc.lock, metrics and the lineage record.
     remote = tmp_path / "remote.git"
@@ -228,6 +228,70 @@ def test_the_champions_own_data_is_skipped_before_training(repo: Path) -> None:
     assert "via dvc get" in decision["champion"]["source"]
     assert not (repo / "model").exists()  # nothing was retrained
     assert not (repo / "lineage").exists()
+
+
+def fresh_clone(repo: Path, tmp_path: Path) -> Path:
+    """What a teammate or a CI run has: a git clone, no DVC cache, no remote, no data/ and no model/."""
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    assert not (clone / "data").exists() and not (clone / ".dvc" / "cache").exists()
+    return clone
+
+
+@pytest.mark.slow
+def test_a_fresh_clone_reproduces_the_champion_and_verifies_it(repo: Path, tmp_path: Path) -> None:
+    clone = fresh_clone(repo, tmp_path)
+    recorded = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]["train"]["outs"][0]["md5"]
+
+    decision, _ = retrain(clone)  # `make retrain`, as the README has it
+
+    assert decision["decision"] == "skip"  # the champion's own data, recognised after reproducing it
+    assert decision["champion"]["source"] == (
+        f"main ({recorded}), reproduced with `dvc repro train` and verified"
+    )
+    # The reproduction wrote what main records: the clone is still exactly main.
+    assert sh(clone, "git", "status", "--porcelain", "--untracked-files=no").stdout == ""
+
+
+@pytest.mark.slow
+def test_the_tracked_model_of_a_fresh_clone_is_reproduced_and_verified(repo: Path, tmp_path: Path) -> None:
+    clone = fresh_clone(repo, tmp_path)
+    version = json.loads((repo / "model/metadata.json").read_text())["model_version"]
+    recorded = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]["train"]["outs"][0]["md5"]
+
+    got = py(clone, "-m", "pipeline.tracked", "get")
+
+    assert f"model: reproduced {recorded} and verified it against dvc.lock" in got.stdout
+    assert f"model version: {version}" in got.stdout
+    assert sh(clone, "git", "status", "--porcelain", "--untracked-files=no").stdout == ""
+    again = py(clone, "-m", "pipeline.tracked", "get")  # now in the workspace: nothing to do
+    assert f"model: model/ is already {recorded}" in again.stdout
+
+
+@pytest.mark.slow
+def test_a_lock_that_records_another_model_is_named_with_both_hashes(repo: Path, tmp_path: Path) -> None:
+    clone = fresh_clone(repo, tmp_path)
+    lock_path = clone / "dvc.lock"
+    real = yaml.safe_load(lock_path.read_text())["stages"]["train"]["outs"][0]["md5"]
+    forged = "0" * 32 + ".dir"
+    lock_path.write_text(lock_path.read_text().replace(real, forged))  # train's output and evaluate's input
+    sh(clone, "git", "commit", "-qam", "a hand-edited lock")
+
+    result = py(clone, "-m", "pipeline.tracked", "get", check=False)
+
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line == (
+        f"error: dvc.lock at HEAD records model/ as {forged}, but reproducing it gave {real}: stage 'train' "
+        f"is the first whose output differs (model: {forged} recorded, {real} reproduced). That lock was not "
+        "written by this pipeline on these inputs (edited by hand, or by other code): run `dvc repro` and "
+        "commit dvc.lock, or configure the DVC remote that holds the recorded model"
+    )
+    # retraining refuses the same champion with the same line
+    sh(clone, "git", "checkout", "-q", "dvc.lock")  # the failed reproduction wrote what it found there
+    refused = py(clone, "-m", "pipeline.retrain", "--cutoff", "latest", check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == line.replace("at HEAD", "at main")
 
 
 def test_a_bad_cutoff_is_one_clear_error(repo: Path) -> None:

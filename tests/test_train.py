@@ -3,6 +3,7 @@ import json
 import pytest
 
 from pipeline.artifact import ArtifactError, load_model
+from pipeline.sources import code_sha256
 from pipeline.train import run_train
 from tests.conftest import REPO_ROOT
 from tests.factories import make_snapshot, write_splits
@@ -30,13 +31,23 @@ def _train(inputs, out):
     )
 
 
-def test_same_inputs_give_the_same_model_bytes(inputs, monkeypatch):
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+def test_same_inputs_give_the_same_model_bytes(inputs, monkeypatch, tmp_path):
+    """Every file of model/ is a function of the inputs: not of the time, the git commit or the directory
+    that ran it (otherwise the hash dvc.lock records could never be reproduced and verified)."""
     a = _train(inputs, inputs / "a")
+    elsewhere = tmp_path / "not-a-git-repo"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     b = _train(inputs, inputs / "b")
-    assert (inputs / "a/model.skops").read_bytes() == (inputs / "b/model.skops").read_bytes()
+    files = sorted(p.name for p in (inputs / "a").iterdir())
+    assert files == ["metadata.json", "model.skops"] == sorted(p.name for p in (inputs / "b").iterdir())
+    for name in files:
+        assert (inputs / "a" / name).read_bytes() == (inputs / "b" / name).read_bytes(), name
     assert a["model_version"] == b["model_version"] == a["artifact"]["sha256"][:12]
     assert a == b
+    assert not {"trained_at", "code_version", "lineage"} & set(a)
+    assert a["code"]["sha256"] == code_sha256("pipeline.train")
 
 
 def test_metadata_records_lineage_schema_and_reference(inputs):

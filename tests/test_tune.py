@@ -20,7 +20,7 @@ def prepared(tmp_path):
 SMALL_MAX_ITER = {"type": "int", "low": 10, "high": 40, "step": 10}
 
 
-def _run(tmp_path, prepared, n_trials, storage):
+def _run(tmp_path, prepared, n_trials, storage, name="tune"):
     params = params_with(
         {
             "tune.n_trials": n_trials,
@@ -28,8 +28,16 @@ def _run(tmp_path, prepared, n_trials, storage):
             "tune.search_space.max_iter": SMALL_MAX_ITER,
         }
     )
-    out = tmp_path / "tune"
-    return run_tune(params, prepared, out, tmp_path / "tune.json", tmp_path / "history.png", log_trials=True)
+    out = tmp_path / name
+    return run_tune(params, prepared, out, out / "tune.json", out / "history.png", log_trials=True)
+
+
+def _files(directory):
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_search_is_seeded_and_writes_outputs(tmp_path, prepared, monkeypatch):
@@ -47,9 +55,12 @@ def test_search_is_seeded_and_writes_outputs(tmp_path, prepared, monkeypatch):
         "min_samples_leaf",
         "l2_regularization",
     }
-    assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    history = (tmp_path / "tune" / "dvclive" / "plots" / "metrics" / "pruned.tsv").read_text().splitlines()
-    assert len(history) == 1 + 4  # header + one step per trial
+    assert (tmp_path / "tune" / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log = [row.split("\t") for row in (tmp_path / "tune" / "trials.tsv").read_text().splitlines()]
+    assert log[0] == ["trial", "state", "valid_roc_auc", *sorted(best)]
+    assert [row[0] for row in log[1:]] == ["0", "1", "2", "3"]  # one row per trial
+    assert {row[1] for row in log[1:]} <= {"complete", "pruned"}
+    assert max(float(r[2]) for r in log[1:] if r[1] == "complete") == first["best_value"]
 
 
 def test_interrupted_study_resumes_instead_of_restarting(tmp_path, prepared, monkeypatch):
@@ -58,6 +69,22 @@ def test_interrupted_study_resumes_instead_of_restarting(tmp_path, prepared, mon
     _run(tmp_path, prepared, 2, db)
     resumed = _run(tmp_path, prepared, 3, db)  # same inputs: the study already holds 2 trials
     assert resumed["n_trials_complete"] + resumed["n_trials_pruned"] == 3
+
+
+def test_outputs_do_not_depend_on_what_the_study_already_held(tmp_path, prepared, monkeypatch):
+    """The stage's outputs are a function of its inputs: a fresh search, one resumed after an interruption
+    and one over a study an earlier, larger search filled give the same bytes (dvc.lock stays reproducible)."""
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    _run(tmp_path, prepared, 4, tmp_path / "fresh.db", name="fresh")
+    _run(tmp_path, prepared, 2, tmp_path / "resumed.db", name="first-half")
+    _run(tmp_path, prepared, 4, tmp_path / "resumed.db", name="resumed")
+    _run(tmp_path, prepared, 6, tmp_path / "larger.db", name="larger")
+    _run(tmp_path, prepared, 4, tmp_path / "larger.db", name="smaller")
+    fresh = _files(tmp_path / "fresh")
+    assert {"best_params.json", "tune.json", "history.png", "trials.tsv"} <= set(fresh)
+    assert _files(tmp_path / "resumed") == fresh
+    assert _files(tmp_path / "smaller") == fresh
+    assert _files(tmp_path / "larger") != fresh  # the check can fail: six trials are another search
 
 
 def test_zero_trials_trains_with_defaults(tmp_path, prepared, monkeypatch):

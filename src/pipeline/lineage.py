@@ -3,11 +3,12 @@
 Three places, all in git, so a fork can answer "which data and code produced the model serving in production
 right now?" with `make lineage ENV=production` (`python -m pipeline.lineage show --env production`):
 
-- `model/metadata.json` (served at `/metadata`) carries the data (snapshot hash, window), params, code
-  revision and metrics of the model, plus a `lineage` key written at train time: the DVC version of the raw
-  data (data.dvc md5) and whether the code had uncommitted changes;
-- `lineage/<model_version>.json`: one record per model that `make retrain` trained: the above, the metrics of
-  champion and challenger on the same window and the decision (promote / reject) with its reasons;
+- `model/metadata.json` (served at `/metadata`) carries the data (snapshot hash, window), params, the hash of
+  the stage code and the metrics of the model: only facts that are the same on every run, so the model/ hash
+  in dvc.lock can be reproduced;
+- `lineage/<model_version>.json`: one record per model that `make retrain` trained: the above, the facts of
+  the run that are not reproducible (the git commit, uncommitted changes under src/, the data.dvc version of
+  the raw data), the metrics of champion and challenger on the same window and the decision with its reasons;
 - a deployment is an annotated git tag `deploy/<environment>/<UTC time>` on the deployed commit, whose message
   is JSON {environment, model_version, image_digest, deployed_at}: `python -m pipeline.lineage deployed ...`
   creates it (the deploy workflow runs it and pushes the tag).
@@ -33,6 +34,7 @@ import yaml
 
 from pipeline.errors import PipelineError, cli_entrypoint
 from pipeline.io import write_json
+from pipeline.tracked import git_show, model_md5
 
 TAG_PREFIX = "deploy"
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -45,13 +47,14 @@ def _git(root: Path, *args: str, check: bool = True) -> str:
     return result.stdout if result.returncode == 0 else ""
 
 
-# --- at train time ---------------------------------------------------------------------------------
+# --- at record time -------------------------------------------------------------------------------
 
 
-def training_lineage(
+def run_facts(
     root: str | Path = ".", data_dvc: str = "data.dvc", code_dirs: tuple[str, ...] = ("src",)
 ) -> dict[str, Any]:
-    """What train adds to metadata.json: the raw data's DVC version and whether the code was committed."""
+    """What a record adds to metadata.json: the commit that ran, whether the code under `code_dirs` had
+    uncommitted changes, and the raw data's DVC version. Kept out of model/, where they would change its hash."""
     root = Path(root)
     data_md5 = None
     if (root / data_dvc).exists():
@@ -61,23 +64,28 @@ def training_lineage(
         ["git", "status", "--porcelain", "--", *code_dirs], cwd=root, capture_output=True, text=True
     )
     return {
-        "data_dvc_md5": data_md5,
+        "revision": _git(root, "rev-parse", "--verify", "HEAD", check=False).strip() or None,
         "code_dirty": bool(status.stdout.strip()) if status.returncode == 0 else None,
+        "data_dvc_md5": data_md5,
     }
 
 
 # --- records ---------------------------------------------------------------------------------------
 
 
-def build_record(metadata: dict[str, Any], decision: dict[str, Any] | None, root: Path) -> dict[str, Any]:
-    """One model's lineage record from its metadata.json and the retrain decision about it."""
-    lineage = metadata.get("lineage") or {}
+def build_record(
+    metadata: dict[str, Any], decision: dict[str, Any] | None, facts: dict[str, Any]
+) -> dict[str, Any]:
+    """One model's lineage record from its metadata.json, the retrain decision about it and `run_facts`."""
     record = {
         "model_version": metadata["model_version"],
-        "trained_at": metadata.get("trained_at"),
-        "data": {**metadata.get("data", {}), "data_dvc_md5": lineage.get("data_dvc_md5")},
+        "data": {**metadata.get("data", {}), "data_dvc_md5": facts.get("data_dvc_md5")},
         "params": metadata.get("params"),
-        "code": {"revision": metadata.get("code_version"), "dirty": lineage.get("code_dirty")},
+        "code": {
+            "revision": facts.get("revision"),
+            "dirty": facts.get("code_dirty"),
+            "sha256": (metadata.get("code") or {}).get("sha256"),
+        },
         "metrics": {"validation_at_training": metadata.get("metrics")},
     }
     if decision:
@@ -165,23 +173,16 @@ def deployments(root: Path, environment: str) -> list[dict[str, Any]]:
 # --- describing a model ----------------------------------------------------------------------------
 
 
-def _show(root: Path, rev: str, path: str) -> str | None:
-    result = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True)
-    return result.stdout if result.returncode == 0 else None
-
-
 def describe_commit(
     root: Path, rev: str, model_version: str | None = None, lineage_dir: str = "lineage"
 ) -> dict[str, Any]:
     """The lineage of the model that commit `rev` tracks, from what is committed there."""
-    from pipeline.retrain import model_md5
-
     commit = _git(root, "rev-parse", "--verify", f"{rev}^{{commit}}").strip()
-    lock_text = _show(root, commit, "dvc.lock")
+    lock_text = git_show(root, commit, "dvc.lock")
     md5 = model_md5(lock_text)
     names = _git(root, "ls-tree", "--name-only", commit, f"{lineage_dir}/", check=False).split()
     for name in names:
-        record = json.loads(_show(root, commit, name) or "{}")
+        record = json.loads(git_show(root, commit, name) or "{}")
         if (model_version and record.get("model_version") == model_version) or (
             md5 and record.get("model_md5") == md5
         ):
@@ -198,10 +199,10 @@ def describe_commit(
         "source": f"{commit[:12]}:dvc.lock and metrics/ (no lineage record)",
         "model_version": model_version,
         "model_md5": md5,
-        "data": {**json.loads(_show(root, commit, "metrics/data.json") or "{}"), "data_dvc_md5": data_md5},
+        "data": {**json.loads(git_show(root, commit, "metrics/data.json") or "{}"), "data_dvc_md5": data_md5},
         "params": {"model": train_params.get("model"), "train": train_params.get("train")},
         "code": {"revision": commit, "dirty": False},
-        "metrics": {"test_window": json.loads(_show(root, commit, "metrics/evaluate.json") or "null")},
+        "metrics": {"test_window": json.loads(git_show(root, commit, "metrics/evaluate.json") or "null")},
         "decision": None,
     }
 

@@ -40,10 +40,9 @@ from pipeline.errors import PipelineError, cli_entrypoint
 from pipeline.extract import parse_cutoff
 from pipeline.io import read_json, write_json
 from pipeline.metrics import HIGHER_IS_BETTER
+from pipeline.tracked import MODEL_OUT, MODEL_STAGE, git_show, model_md5, reproduce
 
 Decision = Literal["promote", "reject", "skip"]
-MODEL_STAGE = "train"
-MODEL_OUT = "model"
 
 
 class PromotionRule(BaseModel):
@@ -212,27 +211,13 @@ def _dvc(*args: str) -> list[str]:
     return [sys.executable, "-m", "dvc", *args]
 
 
-def _git_show(root: Path, rev: str, path: str) -> str | None:
-    result = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True)
-    return result.stdout if result.returncode == 0 else None
-
-
-def model_md5(dvc_lock_text: str | None) -> str | None:
-    """The DVC hash of the model directory that a dvc.lock records, or None."""
-    lock = yaml.safe_load(dvc_lock_text or "") or {}
-    for out in ((lock.get("stages") or {}).get(MODEL_STAGE) or {}).get("outs", []):
-        if out.get("path") == MODEL_OUT:
-            return out.get("md5")
-    return None
-
-
 def resolve_champion(root: Path, rev: str, dest: Path) -> tuple[Path | None, str]:
     """Copy the model that `rev` tracks into `dest`; returns (dir or None, where it came from)."""
-    from pipeline.data import dir_md5, ensure_data
+    from pipeline.data import dir_md5
 
     if dest.exists():
         shutil.rmtree(dest)
-    wanted = model_md5(_git_show(root, rev, "dvc.lock"))
+    wanted = model_md5(git_show(root, rev, "dvc.lock"))
     workspace = root / MODEL_OUT
     if wanted is None:
         if (workspace / "metadata.json").exists():
@@ -245,14 +230,13 @@ def resolve_champion(root: Path, rev: str, dest: Path) -> tuple[Path | None, str
     got = _run(_dvc("get", ".", MODEL_OUT, "--rev", rev, "-o", str(dest)), root, check=False, capture=True)
     if got.returncode == 0 and (dest / "metadata.json").exists():
         return dest, f"{rev} ({wanted}, via dvc get)"
-    # Stored nowhere reachable (no DVC remote, a cold cache): when the workspace is `rev`, reproduce it. The
-    # pipeline is deterministic, so this is the same model (same model_version); only trained_at differs.
+    # Stored nowhere reachable (no DVC remote, a cold cache): when the workspace is `rev`, reproduce it. Every
+    # stage output is a function of its inputs, so this is the recorded model, and `reproduce` verifies it.
     # Not with a live warehouse: its newer rows would leak into the "champion".
     if _workspace_is(root, rev) and not os.environ.get("WAREHOUSE_URL"):
-        ensure_data(root, progress=lambda m: print(m, file=sys.stderr))
-        _run(_dvc("repro", MODEL_STAGE), root)
+        reproduce(root, rev, wanted)
         shutil.copytree(workspace, dest)
-        return dest, f"{rev} ({wanted}), reproduced with `dvc repro {MODEL_STAGE}`"
+        return dest, f"{rev} ({wanted}), reproduced with `dvc repro {MODEL_STAGE}` and verified"
     reason = (got.stderr.strip().splitlines() or ["unknown error"])[-1]
     raise PipelineError(
         f"champion: cannot get the model {rev} tracks ({wanted}) from the DVC cache or "
@@ -346,7 +330,7 @@ def run_retrain(
 ) -> dict[str, Any]:
     from pipeline.artifact import load_metadata
     from pipeline.config import load_params
-    from pipeline.lineage import build_record, write_record
+    from pipeline.lineage import build_record, run_facts, write_record
 
     root = root.resolve()
     params_path, out_dir, lineage_dir = (root / p for p in (params_path, out_dir, lineage_dir))
@@ -425,7 +409,7 @@ def run_retrain(
     )
 
     # 5. the lineage record of the challenger, whatever the verdict
-    record = build_record(challenger_meta, decision, root)
+    record = build_record(challenger_meta, decision, run_facts(root))
     path = write_record(lineage_dir, record)
     decision["lineage_record"] = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     return _finish(decision, out_dir, root)

@@ -1,18 +1,17 @@
 """Stage `train`: fit the model pipeline with the tuned hyperparameters and save it with its metadata.
 
-The metadata records what a reader of a served model needs: the data (hash, window), params, code revision,
-library versions, the feature schema the API validates against, reference statistics of the training data for
-drift checks, the validation metrics, and one real example record. Same data, params and seed give the same
-model bytes.
+The metadata records what a reader of a served model needs: the data (hash, window), params, the hash of the
+code that ran, library versions, the feature schema the API validates against, reference statistics of the
+training data for drift checks, the validation metrics, and one real example record. Everything in model/ is a
+function of the stage's declared inputs: same data, params, code and seed give the same bytes on any machine,
+so the model/ hash dvc.lock records can be reproduced and verified. Facts that differ between runs (when, on
+which commit, with which uncommitted changes) belong to the lineage record that retraining writes.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import subprocess
-from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ from pipeline.artifact import save_model
 from pipeline.config import Params, SchemaParams, load_params
 from pipeline.errors import PipelineError, cli_entrypoint
 from pipeline.io import read_json, sha256_file
-from pipeline.lineage import training_lineage
 from pipeline.metrics import classification_metrics
 from pipeline.modeling import build_pipeline, features_frame, limit_threads, select_hyperparameters
+from pipeline.sources import code_sha256
 
 REFERENCE_BINS = 10
 
@@ -97,20 +96,6 @@ def example_record(df: pd.DataFrame, schema: SchemaParams) -> dict[str, Any]:
     }
 
 
-def code_version() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def trained_at() -> str:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
-    return moment.replace(microsecond=0).isoformat()
-
-
 def train_model(params: Params, splits: dict[str, pd.DataFrame], tuned: dict[str, Any]):
     """Fit the pipeline; returns (fitted pipeline, test-window metrics, training frame)."""
     schema = params.schema
@@ -143,8 +128,7 @@ def build_metadata(
         **{lib: version(lib) for lib in ("scikit-learn", "numpy", "pandas", "skops")},
     }
     return {
-        "trained_at": trained_at(),
-        "code_version": code_version(),
+        "code": {"sha256": code_sha256("pipeline.train")},
         "data": {**data_info, "train_rows": len(fit_df), "fit_on": params.train.fit_on},
         "params": {
             "model_type": params.model.type,
@@ -168,7 +152,6 @@ def build_metadata(
         ),
         "metrics": {"test": test_metrics},
         "example": example_record(splits["test"], schema),
-        "lineage": training_lineage(),
     }
 
 

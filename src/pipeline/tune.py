@@ -4,6 +4,14 @@ The study lives in an RDB storage (a SQLite file by default; `OPTUNA_STORAGE` na
 PostgreSQL shared by several workers). Its name carries a fingerprint of the data, search space and seed, so an
 interrupted run resumes the same study and a changed input starts a fresh one. Each trial grows the model in
 `tune.pruner.n_steps` steps and reports the validation metric after each, so weak trials are pruned early.
+
+The outputs are a function of the inputs, whatever the storage already held: the k-th trial samples with
+TPE seeded `tune.seed + k` (a resumed search draws what an uninterrupted one would), only the first
+`tune.n_trials` finished trials count (a study grown by an earlier, larger n_trials gives the same answer as
+a fresh one), and the trial log (`trials.tsv`) is written from the study, not from the trials this process
+ran.
+Two things are not reproducible and are said so when they happen: a search cut short by `tune.timeout_s`,
+and a study filled by parallel `pipeline.tune_worker` processes.
 """
 
 from __future__ import annotations
@@ -141,62 +149,44 @@ def make_objective(params: Params, train: pd.DataFrame, valid: pd.DataFrame):
     return objective
 
 
-class TrialLogger:
-    """Log every finished trial with DVCLive (one step per trial): its value, state and hyperparameters.
-
-    One Live run for the whole search (dvclive.optuna's callback starts a new run per trial, keeping only the
-    last), and no dvc.yaml edits: the stage declares its own outputs.
-    """
-
-    def __init__(self, directory: Path, metric_name: str) -> None:
-        from dvclive import Live
-
-        self.metric_name = metric_name
-        self.live = Live(dir=str(directory), dvcyaml=None, save_dvc_exp=False, report=None)
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.value is not None:
-            self.live.log_metric(self.metric_name, trial.value)
-        self.live.log_metric("pruned", int(trial.state == optuna.trial.TrialState.PRUNED))
-        for name, value in trial.params.items():
-            if isinstance(value, int | float):
-                self.live.log_metric(f"params/{name}", value)
-        self.live.next_step()
-
-    def close(self) -> None:
-        self.live.end()
+def counted_trials(study: optuna.Study, n_trials: int) -> list[optuna.trial.FrozenTrial]:
+    """The first `n_trials` finished trials (by number): what the stage's result is made of."""
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    return sorted(finished, key=lambda t: t.number)[:n_trials]
 
 
-def _optimize(
-    study: optuna.Study,
-    params: Params,
-    train: pd.DataFrame,
-    valid: pd.DataFrame,
-    n_trials: int,
-    log_dir: Path | None,
-) -> None:
-    logger = TrialLogger(log_dir / "dvclive", f"valid_{params.tune.metric}") if log_dir else None
-    try:
-        study.optimize(
-            make_objective(params, train, valid),
-            n_trials=n_trials,
-            timeout=params.tune.timeout_s,
-            callbacks=[logger] if logger else [],
-            gc_after_trial=False,
-        )
-    finally:
-        if logger:
-            logger.close()
+def _optimize(study: optuna.Study, params: Params, train: pd.DataFrame, valid: pd.DataFrame) -> bool:
+    """Run trials until tune.n_trials are finished; False when tune.timeout_s stopped the search first."""
+    objective = make_objective(params, train, valid)
+    deadline = time.monotonic() + params.tune.timeout_s
+    while (done := len(counted_trials(study, params.tune.n_trials))) < params.tune.n_trials:
+        if time.monotonic() >= deadline:
+            return False
+        # Seeded by the trial's place in the search, not by this process's history: resuming draws the same.
+        study.sampler = optuna.samplers.TPESampler(seed=params.tune.seed + done)
+        study.optimize(objective, n_trials=1, gc_after_trial=False)
+    return True
 
 
-def plot_history(study: optuna.Study, metric: str, path: Path) -> None:
+def write_trial_log(trials: list[optuna.trial.FrozenTrial], path: Path, metric: str) -> None:
+    """One tab-separated row per counted trial: number, state, validation metric and hyperparameters
+    (`dvc plots show artifacts/tune/trials.tsv -x trial -y valid_<metric>` draws it)."""
+    names = sorted({name for t in trials for name in t.params})
+    rows = [["trial", "state", f"valid_{metric}", *names]]
+    for t in trials:
+        value = "" if t.value is None else repr(float(t.value))
+        rows.append([str(t.number), t.state.name.lower(), value, *(str(t.params.get(n, "")) for n in names)])
+    atomic_write(path, lambda tmp: Path(tmp).write_text("".join("\t".join(r) + "\n" for r in rows), "utf-8"))
+
+
+def plot_history(trials: list[optuna.trial.FrozenTrial], metric: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sign = 1 if HIGHER_IS_BETTER[metric] else -1
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if done:
         xs = [t.number for t in done]
@@ -204,7 +194,7 @@ def plot_history(study: optuna.Study, metric: str, path: Path) -> None:
         best = [max(ys[: i + 1]) if sign > 0 else min(ys[: i + 1]) for i in range(len(ys))]
         ax.scatter(xs, ys, s=18, label="trial", color="#1f77b4")
         ax.step(xs, best, where="post", label="best so far", color="#d62728")
-    pruned = [t.number for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    pruned = [t.number for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     if pruned:
         ax.scatter(pruned, [ax.get_ylim()[0]] * len(pruned), marker="x", color="grey", label="pruned")
     ax.set(xlabel="trial", ylabel=f"validation {metric}", title="Optuna optimisation history")
@@ -229,17 +219,25 @@ def run_tune(
     train = pd.read_parquet(prepared / "train.parquet")
     valid = pd.read_parquet(prepared / "valid.parquet")
     study = open_study(params, prepared_fingerprint(params, prepared), storage_url(params))
-    finished = [t for t in study.trials if t.state.is_finished()]
-    remaining = max(0, params.tune.n_trials - len(finished))
-    print(f"tune: study {study.study_name}: {len(finished)} trial(s) already done, running {remaining}")
-    if remaining:
-        with limit_threads(params):
-            _optimize(study, params, train, valid, remaining, out_dir if log_trials else None)
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    already = len(counted_trials(study, params.tune.n_trials))
+    print(
+        f"tune: study {study.study_name}: {already} trial(s) already done, "
+        f"running {params.tune.n_trials - already}"
+    )
+    with limit_threads(params):
+        finished = _optimize(study, params, train, valid)
+    trials = counted_trials(study, params.tune.n_trials)
+    if not finished:
+        print(
+            f"tune: warning: tune.timeout_s ({params.tune.timeout_s} s) stopped the search after {len(trials)} "
+            f"of {params.tune.n_trials} trials; this result depends on the machine's speed (the next run "
+            "resumes the study)"
+        )
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     sign = 1 if HIGHER_IS_BETTER[params.tune.metric] else -1
     if complete:
-        best = study.best_trial
+        best = max(complete, key=lambda t: (t.value, -t.number))  # the study maximises; ties: the earliest
         best_params, best_value, best_number = dict(best.params), sign * best.value, best.number
     else:  # n_trials: 0 (or every trial pruned): train with the defaults
         best_params, best_value, best_number = {}, None, None
@@ -254,7 +252,9 @@ def run_tune(
         "study_name": study.study_name,
     }
     write_json(metrics_path, summary)
-    plot_history(study, params.tune.metric, plot_path)
+    if log_trials:
+        write_trial_log(trials, out_dir / "trials.tsv", params.tune.metric)
+    plot_history(trials, params.tune.metric, plot_path)
     return {"hyperparameters": hyperparameters, **summary}
 
 

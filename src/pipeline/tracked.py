@@ -1,0 +1,133 @@
+"""The model a revision tracks: the `model/` hash its dvc.lock records, fetched or reproduced, always verified.
+
+`python -m pipeline.tracked get` (`make model-from-lock`, which `make image-model` and `make monitor-model`
+use) puts into model/ exactly the model HEAD's dvc.lock records:
+1. model/ already has that hash: nothing to do;
+2. `dvc pull model` from the DVC cache or a remote;
+3. no remote answers (a fresh clone, a fork's CI): get the data (`make data`) and `dvc repro train`. Every
+   stage output is a function of its declared inputs, so this gives the recorded hash; the result is checked,
+   and a difference stops with one line naming both hashes and the first stage whose outputs differ.
+Retraining's champion (`pipeline.retrain`) goes through the same `verify_reproduced`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from pipeline.errors import PipelineError, cli_entrypoint
+
+MODEL_STAGE = "train"
+MODEL_OUT = "model"
+
+
+def git_show(root: Path, rev: str, path: str) -> str | None:
+    """`git show REV:PATH`, or None when the revision or the file does not exist."""
+    result = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else None
+
+
+def lock_outputs(dvc_lock_text: str | None) -> dict[tuple[str, str], str | None]:
+    """(stage, output path) -> md5 recorded in a dvc.lock, in the lock's (pipeline) order."""
+    lock = yaml.safe_load(dvc_lock_text or "") or {}
+    return {
+        (stage, out.get("path")): out.get("md5")
+        for stage, entry in (lock.get("stages") or {}).items()
+        for out in (entry or {}).get("outs", [])
+    }
+
+
+def model_md5(dvc_lock_text: str | None) -> str | None:
+    """The DVC hash of the model directory that a dvc.lock records, or None."""
+    return lock_outputs(dvc_lock_text).get((MODEL_STAGE, MODEL_OUT))
+
+
+def first_difference(
+    recorded: str | None, reproduced: str | None
+) -> tuple[str, str, str | None, str | None] | None:
+    """The first (stage, path, recorded md5, reproduced md5) where two dvc.lock texts disagree, or None."""
+    want, got = lock_outputs(recorded), lock_outputs(reproduced)
+    for key, md5 in want.items():
+        if key in got and got[key] != md5:
+            return (*key, md5, got[key])
+    return None
+
+
+def verify_reproduced(root: Path, rev: str, wanted: str, got: str) -> None:
+    """Stop unless a reproduced model/ has the hash `rev`'s dvc.lock records (`wanted`)."""
+    if got == wanted:
+        return
+    diff = first_difference(git_show(root, rev, "dvc.lock"), (root / "dvc.lock").read_text(encoding="utf-8"))
+    where = (
+        f"stage '{diff[0]}' is the first whose output differs ({diff[1]}: {diff[2]} recorded, {diff[3]} reproduced)"
+        if diff
+        else f"stage '{MODEL_STAGE}' differs"
+    )
+    raise PipelineError(
+        f"dvc.lock at {rev} records {MODEL_OUT}/ as {wanted}, but reproducing it gave {got}: {where}. That lock "
+        "was not written by this pipeline on these inputs (edited by hand, or by other code): run `dvc repro` "
+        "and commit dvc.lock, or configure the DVC remote that holds the recorded model"
+    )
+
+
+def _run(cmd: list[str], root: Path) -> subprocess.CompletedProcess:
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(cmd, cwd=root, env=env, text=True, capture_output=True)
+
+
+def reproduce(root: Path, rev: str, wanted: str) -> None:
+    """`dvc repro train` in the workspace (which must be `rev`), then verify the result against `wanted`."""
+    from pipeline.data import dir_md5, ensure_data
+
+    ensure_data(root, progress=lambda m: print(m, file=sys.stderr))
+    done = _run([sys.executable, "-m", "dvc", "repro", MODEL_STAGE], root)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        raise PipelineError(f"`dvc repro {MODEL_STAGE}` failed with exit status {done.returncode}: {last}")
+    verify_reproduced(root, rev, wanted, dir_md5(root / MODEL_OUT))
+
+
+def get_tracked_model(root: Path, rev: str = "HEAD") -> str:
+    """Put the model `rev`'s dvc.lock records into model/ (the workspace must be `rev`); returns how."""
+    from pipeline.data import dir_md5
+
+    wanted = model_md5(git_show(root, rev, "dvc.lock"))
+    if wanted is None:
+        raise PipelineError(f"dvc.lock at {rev}: records no '{MODEL_OUT}' output of stage '{MODEL_STAGE}'")
+    workspace = root / MODEL_OUT
+    if (workspace / "metadata.json").exists() and dir_md5(workspace) == wanted:
+        return f"{MODEL_OUT}/ is already {wanted}"
+    pulled = _run([sys.executable, "-m", "dvc", "pull", MODEL_OUT], root)
+    if pulled.returncode == 0 and (workspace / "metadata.json").exists() and dir_md5(workspace) == wanted:
+        return f"pulled {wanted}"
+    print(
+        f"no DVC remote answered with {wanted}: reproducing it (`dvc repro {MODEL_STAGE}`)", file=sys.stderr
+    )
+    reproduce(root, rev, wanted)
+    return f"reproduced {wanted} and verified it against dvc.lock"
+
+
+@cli_entrypoint
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    get = sub.add_parser("get", help="put the model the revision's dvc.lock records into model/, verified")
+    get.add_argument("--rev", default="HEAD")
+    get.add_argument("--root", default=".", type=Path)
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    print(f"model: {get_tracked_model(root, args.rev)}")
+    from pipeline.artifact import load_metadata
+
+    print(f"model version: {load_metadata(root / MODEL_OUT)['model_version']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
