@@ -10,12 +10,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from pipeline.generate import generate_month
+from pipeline.train import feature_schema, reference_statistics
 from tests.act_runner import REPOSITORY, ActRun, run_job
+from tests.factories import default_params
+from tests.test_monitor import SEED, VERSION, create_log, old_model_proba, replay
 
 pytestmark = pytest.mark.slow
 
@@ -199,3 +205,75 @@ def test_ci_pipeline_job_on_a_pull_request_uploads_the_report_that_pr_comment_po
         check=True,
     ).stdout.split()
     assert f"pr-7/{HEAD}/roc.png" in images
+
+
+# --------------------------------------------------------------------------------------------- monitor.yaml
+
+
+def served_model(repo: Path) -> None:
+    """A model/ that `dvc pull model` fetches from a local DVC remote: its dvc.lock entry names it.
+
+    Monitoring reads only model/metadata.json; the one written here is test_monitor's (the demo generator's churn
+    model and its reference statistics), so its prediction log can be replayed without a training run.
+    """
+    schema = default_params().schema
+    train = pd.concat([generate_month(m, 1500, SEED) for m in ("2025-01", "2025-02")], ignore_index=True)
+    metadata = {
+        "model_version": VERSION,
+        "threshold": 0.5,
+        "features": feature_schema(schema),
+        "reference": reference_statistics(
+            train[schema.feature_names], old_model_proba(train), schema, 1000, 0
+        ),
+        "metrics": {"test": {"roc_auc": 0.8, "f1": 0.5}},
+    }
+    scratch, remote = repo.parent / "dvc-scratch", repo.parent / "dvc-remote"
+    (scratch / "model").mkdir(parents=True)
+    (scratch / "model" / "metadata.json").write_text(json.dumps(metadata))
+    dvc = str(Path(sys.executable).parent / "dvc")
+    for cmd in (
+        ["git", "init", "-q"],
+        [dvc, "init", "-q"],
+        [dvc, "add", "-q", "model"],
+        [dvc, "remote", "add", "-d", "local", str(remote)],
+        [dvc, "push", "-q"],
+    ):
+        subprocess.run(cmd, cwd=scratch, check=True, capture_output=True)
+    [out] = yaml.safe_load((scratch / "model.dvc").read_text())["outs"]
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    [entry] = [o for o in lock["stages"]["train"]["outs"] if o["path"] == "model"]
+    entry.update({key: out[key] for key in ("md5", "size", "nfiles", "hash") if key in out})
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    subprocess.run(
+        [dvc, "remote", "add", "-d", "local", str(remote)], cwd=repo, check=True, capture_output=True
+    )
+
+
+def test_monitor_breach_fails_the_job_and_dispatches_retrain_with_the_reason(tmp_path: Path) -> None:
+    log = f"sqlite:///{tmp_path / 'predictions.db'}"
+    drifted = generate_month("2025-06", 1200, SEED, covariate_drift=1.0, concept_drift=1.0)
+    replay(create_log(log), drifted, end=datetime.now(UTC))
+    run = run_job(
+        "monitor.yaml",
+        "retrain",
+        "workflow_dispatch",
+        {},
+        tmp_path,
+        secrets={"PREDICTION_LOG_URL": log},
+        prepare=served_model,
+    )
+    assert "Success - Main Get the production model (make monitor-model)" in run.log
+    assert "Failure - Main Monitor (make monitor)" in run.log  # exit 3: a red run is the alarm
+    assert run.returncode != 0
+    [dispatch] = run.of("gh")
+    assert dispatch[:5] == ["workflow", "run", "retrain.yaml", "--ref", "main"]
+    assert dispatch[5] == "-f" and dispatch[6].startswith("reason=") and "drift" in dispatch[6]
+    [report] = [p for p in run.artifacts.glob("*/monitoring-report/verdict.json")]
+    assert json.loads(report.read_text())["status"] == "breach"
+
+
+def test_monitor_without_a_prediction_log_is_green_and_dispatches_nothing(tmp_path: Path) -> None:
+    run = run_job("monitor.yaml", "retrain", "workflow_dispatch", {}, tmp_path)
+    assert_succeeded(run)
+    assert "Monitoring skipped" in run.log
+    assert run.calls == []
