@@ -148,6 +148,7 @@ def make_repository(
         prepare(repo)
         subprocess.run(["git", "add", "-A"], cwd=repo, check=True, env=env)
         subprocess.run(["git", "commit", "-qm", "prepared for the test"], cwd=repo, check=True, env=env)
+        subprocess.run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], cwd=repo, check=True, env=env)
     return repo, origin
 
 

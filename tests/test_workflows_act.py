@@ -8,6 +8,7 @@ make targets and scripts the steps call. The third-party actions, `gh`, `cml` an
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,11 +18,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.generate import generate_month
+from pipeline.generate import generate_month, write_month
+from pipeline.load_warehouse import load_files
 from pipeline.train import feature_schema, reference_statistics
 from tests.act_runner import REPOSITORY, ActRun, run_job
 from tests.factories import default_params
 from tests.test_monitor import SEED, VERSION, create_log, old_model_proba, replay
+from tests.test_retrain import tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -277,3 +280,48 @@ def test_monitor_without_a_prediction_log_is_green_and_dispatches_nothing(tmp_pa
     assert_succeeded(run)
     assert "Monitoring skipped" in run.log
     assert run.calls == []
+
+
+# --------------------------------------------------------------------------------------------- retrain.yaml
+
+
+def champion_and_drifted_warehouse(repo: Path) -> None:
+    """test_retrain's tiny champion on main (data and model in a local DVC remote), and a warehouse holding its
+    months plus two drifted ones: the newest data the retrain job extracts (WAREHOUSE_URL)."""
+    write_params(repo, tiny_params())
+    dvc = [sys.executable, "-m", "dvc"]
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # dvc.yaml's stages call `python -m pipeline...`
+    run = {"cwd": repo, "check": True, "capture_output": True, "env": {**os.environ, "PATH": path}}
+    subprocess.run([sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"], **run)
+    subprocess.run([*dvc, "add", "-q", "data"], **run)
+    subprocess.run([*dvc, "repro", "-q"], **run)
+    subprocess.run([*dvc, "remote", "add", "-d", "local", str(repo.parent / "dvc-remote")], **run)
+    subprocess.run([*dvc, "push", "-q"], **run)
+    for month in ("2025-06", "2025-07"):
+        frame = generate_month(month, 1500, SEED, covariate_drift=1.0, concept_drift=1.0)
+        write_month(frame, repo / "data" / "events" / f"{month}.parquet")
+    files = sorted((repo / "data" / "events").glob("*.parquet"))
+    load_files(f"sqlite:///{repo.parent / 'warehouse.db'}", "events", files)
+
+
+def test_retrain_promotes_on_drifted_data_and_proposes_a_pull_request_to_staging(tmp_path: Path) -> None:
+    run = run_job(
+        "retrain.yaml",
+        "propose",
+        "workflow_dispatch",
+        {"inputs": {"cutoff": "", "reason": "roc_auc 0.61 < 0.70"}},
+        tmp_path,
+        secrets={"WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.db'}"},
+        prepare=champion_and_drifted_warehouse,
+    )
+    assert_succeeded(run)
+    [decision_file] = run.artifacts.glob("*/retrain/retrain/decision.json")
+    decision = json.loads(decision_file.read_text())
+    assert decision["decision"] == "promote", decision["reasons"]
+    assert decision["trigger"] == "roc_auc 0.61 < 0.70"
+    branch = decision["branch"]
+    assert f"refs/heads/{branch}" in run.refs()
+    gh = run.of("gh")
+    assert gh[0] == ["auth", "setup-git"]
+    [create] = [argv for argv in gh if argv[:2] == ["pr", "create"]]
+    assert create[2:6] == ["--base", "staging", "--head", branch]
