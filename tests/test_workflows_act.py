@@ -291,7 +291,13 @@ def champion_and_drifted_warehouse(repo: Path) -> None:
     write_params(repo, tiny_params())
     dvc = [sys.executable, "-m", "dvc"]
     path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # dvc.yaml's stages call `python -m pipeline...`
-    run = {"cwd": repo, "check": True, "capture_output": True, "env": {**os.environ, "PATH": path}}
+    # Not the outer CI job's GITHUB_OUTPUT and the like, nor a developer's own storage settings.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GITHUB_", "OPTUNA_", "WAREHOUSE_", "RETRAIN_"))
+    }
+    run = {"cwd": repo, "check": True, "capture_output": True, "env": {**env, "PATH": path}}
     subprocess.run([sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"], **run)
     subprocess.run([*dvc, "add", "-q", "data"], **run)
     subprocess.run([*dvc, "repro", "-q"], **run)
