@@ -18,6 +18,7 @@ LONGEST_FIRST = (
     "test_closed_loop.py",
     "test_retrain.py",
     "test_pipeline_e2e.py",
+    "test_workflows_act.py",
     "test_tune_worker.py",
     "test_tune.py",
     "test_gunicorn_conf.py",

@@ -159,29 +159,23 @@ def test_no_pull_request_target_and_pull_request_runs_are_cancelled_when_superse
         assert concurrency.get("cancel-in-progress"), f"{path.name}: no concurrency with cancel-in-progress"
 
 
-# ------------------------------------------------------- pr-comment.yaml: its scripts, run here for real
+# ------------------------------------------------ pr-comment.yaml: .github/scripts/pr-report.sh, run for real
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PR_REPORT = REPO_ROOT / ".github" / "scripts" / "pr-report.sh"
+CHECK, PUBLISH = "check", "publish"
 
 
-def step_script(name: str) -> str:
-    workflow = load(WORKFLOW_DIR / "pr-comment.yaml")
-    for _, _, step in steps(workflow):
-        if step.get("name") == name:
-            return step["run"]
-    raise AssertionError(f"pr-comment.yaml has no step named {name!r}")
+def test_pr_comment_runs_its_steps_from_the_script() -> None:
+    runs = [str(step.get("run", "")) for _, _, step in steps(load(WORKFLOW_DIR / "pr-comment.yaml"))]
+    assert ".github/scripts/pr-report.sh check" in runs
+    assert ".github/scripts/pr-report.sh publish" in runs
 
 
-def run_step(name: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    # The way GitHub runs a `run:` step: bash --noprofile --norc -eo pipefail
+def run_step(command: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     base = {"PATH": os.environ["PATH"], "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1"}
     return subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step_script(name)],
-        env={**base, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
+        [str(PR_REPORT), command], env={**base, **env}, cwd=cwd, capture_output=True, text=True, check=False
     )
 
 
@@ -229,7 +223,7 @@ def test_pr_comment_check_step_trusts_the_artifact_only_as_validated_data(
         "GH_TOKEN": "token",
         "GITHUB_OUTPUT": str(github_output),
     }
-    result = run_step("Check the report and its pull request", env, tmp_path)
+    result = run_step(CHECK, env, tmp_path)
     assert result.returncode == expected_code, result.stdout + result.stderr
     assert github_output.read_text() == expected_output
     assert "pwned" not in result.stdout
@@ -251,10 +245,10 @@ def test_pr_comment_steps_accept_a_report_without_images(tmp_path: Path) -> None
         "PR_NUMBER": "7",
         "GITHUB_SERVER_URL": "file:///nonexistent",
     }
-    checked = run_step("Check the report and its pull request", env, tmp_path)
+    checked = run_step(CHECK, env, tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert github_output.read_text() == "number=7\n"
-    published = run_step("Publish the images to the report-assets branch", env, tmp_path)
+    published = run_step(PUBLISH, env, tmp_path)
     assert published.returncode == 0, published.stderr
     assert "no images to publish" in published.stdout
 
@@ -275,16 +269,55 @@ def test_pr_comment_publish_step_adds_each_runs_images_to_the_report_assets_bran
             "PR_NUMBER": pr_number,
             "HEAD_SHA": head_sha,
         }
-        result = run_step("Publish the images to the report-assets branch", env, tmp_path)
+        result = run_step(PUBLISH, env, tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
 
-    files = subprocess.run(
+    assert tree(remote) == ["pr-7/abc123/roc.png", "pr-8/def456/roc.png"]
+    url = re.search(r'REPORT_IMAGE_URL="([^"]+)"', (WORKFLOW_DIR / "ci.yaml").read_text()).group(1)
+    # ci.yaml links the images exactly where this step puts them
+    assert url == "$GITHUB_SERVER_URL/$REPOSITORY/raw/report-assets/pr-$PR_NUMBER/$HEAD_SHA"
+
+
+def tree(remote: Path) -> list[str]:
+    return subprocess.run(
         ["git", "--git-dir", str(remote), "ls-tree", "-r", "--name-only", "report-assets"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
-    assert files == ["pr-7/abc123/roc.png", "pr-8/def456/roc.png"]
-    url = re.search(r'REPORT_IMAGE_URL="([^"]+)"', (WORKFLOW_DIR / "ci.yaml").read_text()).group(1)
-    # ci.yaml links the images exactly where this step puts them
-    assert url == "$GITHUB_SERVER_URL/$REPOSITORY/raw/report-assets/pr-$PR_NUMBER/$HEAD_SHA"
+
+
+def test_pr_comment_publish_step_rerun_on_the_same_head_succeeds_without_a_new_commit(tmp_path: Path) -> None:
+    remote = tmp_path / "server" / "owner" / "repo.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    out = report_dir(tmp_path)
+    env = {
+        "GITHUB_SERVER_URL": f"file://{tmp_path / 'server'}",
+        "REPOSITORY": "owner/repo",
+        "RUNNER_TEMP": str(tmp_path),
+        "REPORT_DIR": str(out),
+        "GH_TOKEN": "token",
+        "PR_NUMBER": "7",
+        "HEAD_SHA": "abc123",
+    }
+    first = run_step(PUBLISH, env, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    tip = subprocess.run(
+        ["git", "--git-dir", str(remote), "rev-parse", "report-assets"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rerun = run_step(PUBLISH, env, tmp_path)  # "Re-run jobs": the same images again
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "already on report-assets" in rerun.stdout
+    assert (
+        subprocess.run(
+            ["git", "--git-dir", str(remote), "rev-parse", "report-assets"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        == tip
+    )
+    assert tree(remote) == ["pr-7/abc123/roc.png"]

@@ -1,0 +1,333 @@
+"""The workflows' own logic, run job by job by a real Actions runner (act, host mode; tests/act_runner.py).
+
+What runs is the workflow as written: triggers, `if:` conditions, expressions, step and job outputs, env, and the
+make targets and scripts the steps call. The third-party actions, `gh`, `cml` and `kubectl` are stand-ins
+(tests/act/README.md) that record what the job asked of them; the tests assert on those calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.generate import generate_month, write_month
+from pipeline.load_warehouse import load_files
+from pipeline.train import feature_schema, reference_statistics
+from tests.act_runner import REPOSITORY, ActRun, run_job
+from tests.factories import default_params
+from tests.test_monitor import SEED, VERSION, create_log, old_model_proba, replay
+from tests.test_retrain import tiny_params, write_params
+
+pytestmark = pytest.mark.slow
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+HEAD = "ab" * 20
+CI_RUN_ID = 41
+
+
+def assert_succeeded(run: ActRun) -> None:
+    assert run.returncode == 0, run.log[-4000:]
+
+
+# ------------------------------------------------------------------------------------------- pr-comment.yaml
+
+
+def workflow_run_event(conclusion: str = "success") -> dict:
+    return {
+        "workflow_run": {
+            "id": CI_RUN_ID,
+            "event": "pull_request",
+            "conclusion": conclusion,
+            "head_sha": HEAD,
+            "head_branch": "feature",
+            "head_repository": {"full_name": REPOSITORY},
+        }
+    }
+
+
+def pr_report(artifacts: Path, pull_request: int = 7) -> Path:
+    """The `pr-report` artifact of CI run CI_RUN_ID, as ci.yaml's pipeline job uploads it."""
+    out = artifacts / str(CI_RUN_ID) / "pr-report"
+    out.mkdir(parents=True)
+    (out / "verdict.json").write_text(json.dumps({"passed": True, "pull_request": pull_request}))
+    (out / "comment.md").write_text("## ✅ Quality gate passed\n![roc](roc.png)\n")
+    (out / "roc.png").write_bytes(PNG)
+    return out
+
+
+def comment(tmp_path: Path, **kwargs) -> ActRun:
+    return run_job(
+        "pr-comment.yaml",
+        "comment",
+        "workflow_run",
+        kwargs.pop("event", workflow_run_event()),
+        tmp_path,
+        env={"ACT_GH_PR_HEAD": HEAD},
+        artifacts=tmp_path / "artifacts",
+        **kwargs,
+    )
+
+
+def test_pr_comment_posts_the_report_with_arguments_cml_accepts(tmp_path: Path) -> None:
+    pr_report(tmp_path / "artifacts")
+    run = comment(tmp_path)
+    assert_succeeded(run)
+    assert run.of("gh") == [["api", f"repos/{REPOSITORY}/pulls/7", "--jq", ".head.sha"]]
+    [cml] = [call for call in run.calls if call["tool"] == "cml"]
+    *options, markdown_file = cml["argv"]
+    assert options == [
+        "comment",
+        "update",
+        "--no-publish",
+        "--driver=github",
+        f"--repo=https://github.com/{REPOSITORY}",
+        "--target=pr/7",
+    ]
+    assert markdown_file.endswith("/pr-report/comment.md")
+    assert cml["markdown"] == "## ✅ Quality gate passed\n![roc](roc.png)\n"
+    assert "refs/heads/report-assets" in run.refs()
+
+
+def test_pr_comment_rerun_on_the_same_head_posts_again_and_commits_nothing(tmp_path: Path) -> None:
+    pr_report(tmp_path / "artifacts")
+    first = comment(tmp_path)
+    assert_succeeded(first)
+    repo = (tmp_path / "repo", first.origin)
+    rerun = comment(tmp_path, repo=repo)  # "Re-run jobs", or a second CI run on the same head
+    assert_succeeded(rerun)
+    assert "already on report-assets" in rerun.log
+    assert len(rerun.of("cml")) == 1
+
+
+def test_pr_comment_posts_nothing_when_ci_left_no_report(tmp_path: Path) -> None:
+    run = comment(tmp_path, event=workflow_run_event("failure"))  # no artifact: the pipeline broke first
+    assert_succeeded(run)
+    assert run.calls == []
+    assert "refs/heads/report-assets" not in run.refs()
+
+
+# ---------------------------------------------------------------------------------------------- deploy.yaml
+
+IMAGE = "ghcr.io/owner/repo@sha256:" + "cd" * 32
+KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\n"
+
+
+def dispatch_deploy(tmp_path: Path, secrets: dict[str, str]) -> ActRun:
+    event = {"inputs": {"environment": "staging", "image": IMAGE, "model_version": "feedc0ffee00"}}
+    return run_job(
+        "deploy.yaml", "record", "workflow_dispatch", event, tmp_path, secrets=secrets, skipped=("image",)
+    )
+
+
+def deploy_tags(run: ActRun) -> list[str]:
+    return [ref for ref in run.refs() if ref.startswith("refs/tags/deploy/")]
+
+
+def test_deploy_without_a_cluster_credential_is_green_and_records_no_deployment(tmp_path: Path) -> None:
+    run = dispatch_deploy(tmp_path, secrets={})
+    assert_succeeded(run)
+    assert "Deploy to staging skipped" in run.log
+    assert run.kubectl == []
+    assert deploy_tags(run) == []
+
+
+def test_deploy_with_a_cluster_credential_rolls_out_smoke_tests_and_tags_the_deployment(
+    tmp_path: Path,
+) -> None:
+    run = dispatch_deploy(tmp_path, secrets={"KUBECONFIG": KUBECONFIG})
+    assert_succeeded(run)
+    commands = [" ".join(call["args"][:2]) for call in run.kubectl]
+    assert commands[:3] == ["kustomize " + commands[0].split(" ", 1)[1], "apply -f", "rollout status"]
+    assert "port-forward --address" in commands  # the smoke test reached the service through the cluster
+    assert f"image: {IMAGE}" in run.kubectl[1]["stdin"]
+    [tag] = deploy_tags(run)
+    assert tag.startswith("refs/tags/deploy/staging/")
+
+
+# ------------------------------------------------------------------------------------------------- ci.yaml
+
+
+def tiny_pipeline(repo: Path) -> None:
+    """params.yaml for a pipeline of seconds (3 trials, small trees, 8 months of 300 rows) and its data.dvc."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"].update(months=8, rows_per_month=300)
+    params["tune"].update(n_trials=3)
+    params["tune"]["search_space"]["max_iter"] = {"type": "int", "low": 10, "high": 30, "step": 10}
+    params["model"]["defaults"]["max_iter"] = 30
+    params["evaluate"]["importance_repeats"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"], cwd=repo, check=True
+    )
+    subprocess.run([str(bin_dir / "dvc"), "add", "-q", "data"], cwd=repo, check=True)
+
+
+def test_ci_pipeline_job_on_a_pull_request_uploads_the_report_that_pr_comment_posts(tmp_path: Path) -> None:
+    event = {"pull_request": {"number": 7, "head": {"sha": HEAD}}}
+    ci = run_job("ci.yaml", "pipeline", "pull_request", event, tmp_path / "ci", prepare=tiny_pipeline)
+    # The tiny model is worse than the one main committed: the gate fails the job (a red required check) ...
+    assert ci.returncode != 0
+    assert "Failure - Main Report and gate (make report)" in ci.log
+    assert "Success - Main Pipeline (make run)" in ci.log
+    # ... and the report is uploaded all the same, so the reviewer sees why.
+    [run_dir] = ci.artifacts.iterdir()
+    report = run_dir / "pr-report"
+    verdict = json.loads((report / "verdict.json").read_text())
+    assert verdict["pull_request"] == 7
+    assert verdict["passed"] is False
+    assert any(rule.startswith("roc_auc worse than base") for rule in verdict["failed"])
+    comment_md = (report / "comment.md").read_text()
+    assert f"https://github.com/{REPOSITORY}/raw/report-assets/pr-7/{HEAD}/roc.png" in comment_md
+    assert (report / "roc.png").read_bytes().startswith(PNG[:8])
+
+    ci_run = {**workflow_run_event("failure")["workflow_run"], "id": int(run_dir.name)}
+    posted = run_job(
+        "pr-comment.yaml",
+        "comment",
+        "workflow_run",
+        {"workflow_run": ci_run},
+        tmp_path / "comment",
+        env={"ACT_GH_PR_HEAD": HEAD},
+        artifacts=ci.artifacts,
+    )
+    assert_succeeded(posted)
+    assert [call["markdown"] for call in posted.calls if call["tool"] == "cml"] == [comment_md]
+    images = subprocess.run(
+        ["git", "--git-dir", str(posted.origin), "ls-tree", "-r", "--name-only", "report-assets"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert f"pr-7/{HEAD}/roc.png" in images
+
+
+# --------------------------------------------------------------------------------------------- monitor.yaml
+
+
+def served_model(repo: Path) -> None:
+    """A model/ that `dvc pull model` fetches from a local DVC remote: its dvc.lock entry names it.
+
+    Monitoring reads only model/metadata.json; the one written here is test_monitor's (the demo generator's churn
+    model and its reference statistics), so its prediction log can be replayed without a training run.
+    """
+    schema = default_params().schema
+    train = pd.concat([generate_month(m, 1500, SEED) for m in ("2025-01", "2025-02")], ignore_index=True)
+    metadata = {
+        "model_version": VERSION,
+        "threshold": 0.5,
+        "features": feature_schema(schema),
+        "reference": reference_statistics(
+            train[schema.feature_names], old_model_proba(train), schema, 1000, 0
+        ),
+        "metrics": {"test": {"roc_auc": 0.8, "f1": 0.5}},
+    }
+    scratch, remote = repo.parent / "dvc-scratch", repo.parent / "dvc-remote"
+    (scratch / "model").mkdir(parents=True)
+    (scratch / "model" / "metadata.json").write_text(json.dumps(metadata))
+    dvc = str(Path(sys.executable).parent / "dvc")
+    for cmd in (
+        ["git", "init", "-q"],
+        [dvc, "init", "-q"],
+        [dvc, "add", "-q", "model"],
+        [dvc, "remote", "add", "-d", "local", str(remote)],
+        [dvc, "push", "-q"],
+    ):
+        subprocess.run(cmd, cwd=scratch, check=True, capture_output=True)
+    [out] = yaml.safe_load((scratch / "model.dvc").read_text())["outs"]
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    [entry] = [o for o in lock["stages"]["train"]["outs"] if o["path"] == "model"]
+    entry.update({key: out[key] for key in ("md5", "size", "nfiles", "hash") if key in out})
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    subprocess.run(
+        [dvc, "remote", "add", "-d", "local", str(remote)], cwd=repo, check=True, capture_output=True
+    )
+
+
+def test_monitor_breach_fails_the_job_and_dispatches_retrain_with_the_reason(tmp_path: Path) -> None:
+    log = f"sqlite:///{tmp_path / 'predictions.db'}"
+    drifted = generate_month("2025-06", 1200, SEED, covariate_drift=1.0, concept_drift=1.0)
+    replay(create_log(log), drifted, end=datetime.now(UTC))
+    run = run_job(
+        "monitor.yaml",
+        "retrain",
+        "workflow_dispatch",
+        {},
+        tmp_path,
+        secrets={"PREDICTION_LOG_URL": log},
+        prepare=served_model,
+    )
+    assert "Success - Main Get the production model (make monitor-model)" in run.log
+    assert "Failure - Main Monitor (make monitor)" in run.log  # exit 3: a red run is the alarm
+    assert run.returncode != 0
+    [dispatch] = run.of("gh")
+    assert dispatch[:5] == ["workflow", "run", "retrain.yaml", "--ref", "main"]
+    assert dispatch[5] == "-f" and dispatch[6].startswith("reason=") and "drift" in dispatch[6]
+    [report] = [p for p in run.artifacts.glob("*/monitoring-report/verdict.json")]
+    assert json.loads(report.read_text())["status"] == "breach"
+
+
+def test_monitor_without_a_prediction_log_is_green_and_dispatches_nothing(tmp_path: Path) -> None:
+    run = run_job("monitor.yaml", "retrain", "workflow_dispatch", {}, tmp_path)
+    assert_succeeded(run)
+    assert "Monitoring skipped" in run.log
+    assert run.calls == []
+
+
+# --------------------------------------------------------------------------------------------- retrain.yaml
+
+
+def champion_and_drifted_warehouse(repo: Path) -> None:
+    """test_retrain's tiny champion on main (data and model in a local DVC remote), and a warehouse holding its
+    months plus two drifted ones: the newest data the retrain job extracts (WAREHOUSE_URL)."""
+    write_params(repo, tiny_params())
+    dvc = [sys.executable, "-m", "dvc"]
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # dvc.yaml's stages call `python -m pipeline...`
+    # Not the outer CI job's GITHUB_OUTPUT and the like, nor a developer's own storage settings.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GITHUB_", "OPTUNA_", "WAREHOUSE_", "RETRAIN_"))
+    }
+    run = {"cwd": repo, "check": True, "capture_output": True, "env": {**env, "PATH": path}}
+    subprocess.run([sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"], **run)
+    subprocess.run([*dvc, "add", "-q", "data"], **run)
+    subprocess.run([*dvc, "repro", "-q"], **run)
+    subprocess.run([*dvc, "remote", "add", "-d", "local", str(repo.parent / "dvc-remote")], **run)
+    subprocess.run([*dvc, "push", "-q"], **run)
+    for month in ("2025-06", "2025-07"):
+        frame = generate_month(month, 1500, SEED, covariate_drift=1.0, concept_drift=1.0)
+        write_month(frame, repo / "data" / "events" / f"{month}.parquet")
+    files = sorted((repo / "data" / "events").glob("*.parquet"))
+    load_files(f"sqlite:///{repo.parent / 'warehouse.db'}", "events", files)
+
+
+def test_retrain_promotes_on_drifted_data_and_proposes_a_pull_request_to_staging(tmp_path: Path) -> None:
+    run = run_job(
+        "retrain.yaml",
+        "propose",
+        "workflow_dispatch",
+        {"inputs": {"cutoff": "", "reason": "roc_auc 0.61 < 0.70"}},
+        tmp_path,
+        secrets={"WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.db'}"},
+        prepare=champion_and_drifted_warehouse,
+    )
+    assert_succeeded(run)
+    [decision_file] = run.artifacts.glob("*/retrain/retrain/decision.json")
+    decision = json.loads(decision_file.read_text())
+    assert decision["decision"] == "promote", decision["reasons"]
+    assert decision["trigger"] == "roc_auc 0.61 < 0.70"
+    branch = decision["branch"]
+    assert f"refs/heads/{branch}" in run.refs()
+    gh = run.of("gh")
+    assert gh[0] == ["auth", "setup-git"]
+    [create] = [argv for argv in gh if argv[:2] == ["pr", "create"]]
+    assert create[2:6] == ["--base", "staging", "--head", branch]
