@@ -14,6 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # (`--dist loadfile`), so a long module started last would keep one worker busy while the other sits idle. The
 # image comes first: on a new machine it is minutes of download and build that overlap the other worker's CPU.
 LONGEST_FIRST = (
+    "test_fresh_clone.py",
     "test_image.py",
     "test_closed_loop.py",
     "test_retrain.py",
