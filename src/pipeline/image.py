@@ -33,7 +33,6 @@ DEFAULT_TAG = "localhost/churn-api:dev"
 CONTAINER_PORT = 8000
 # What the runtime image needs from the repository (the Dockerfile copies exactly these).
 CONTEXT_PATHS = ("Dockerfile", ".dockerignore", "requirements/serve.txt", "app", "src/pipeline")
-SYSTEM_TOOLS = {"podman": "podman", "runc": "runc", "mmdebstrap": "mmdebstrap"}
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 
@@ -43,31 +42,6 @@ def cache_dir() -> Path:
 
 
 # --- engine set-up --------------------------------------------------------------------------------
-
-
-def ensure_system_tools() -> list[str]:
-    """apt-get install podman, runc and mmdebstrap when missing; returns the packages installed."""
-    missing = [pkg for tool, pkg in SYSTEM_TOOLS.items() if shutil.which(tool) is None]
-    if missing:
-        if shutil.which("apt-get") is None:
-            raise PipelineError(f"missing {', '.join(missing)} and no apt-get: install them yourself")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            [
-                "apt-get",
-                "install",
-                "-y",
-                "-qq",
-                "--no-install-recommends",
-                "-o",
-                "DPkg::Lock::Timeout=300",
-                *missing,
-            ],
-            check=True,
-            env=env,
-        )
-    return missing
 
 
 def containers_conf_text(nofile: int, nproc: int) -> str:
@@ -353,8 +327,8 @@ class ImageTestResult:
 def run_image_test(
     repo: Path, model_dir: Path, tag: str = DEFAULT_TAG, grace: float = 30, ready_timeout: float = 90
 ) -> ImageTestResult:
-    """Build the image with `model_dir` inside and run every check; the container is always removed."""
-    ensure_system_tools()
+    """Build the image with `model_dir` inside and run every check; the container is always removed.
+    Needs podman, runc and mmdebstrap: `make image-test` and `make test` check them (tools/system-tools)."""
     work = cache_dir()
     engine = podman_engine(work)
     started = time.monotonic()
