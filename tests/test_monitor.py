@@ -48,11 +48,11 @@ def old_model_proba(frame: pd.DataFrame) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-churn_log_odds(frame, concept_drift=0.0)))
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def served_metadata() -> dict:
+    """What monitoring reads of the served model: the demo generator's churn model and its reference statistics."""
     schema = default_params().schema
     train = pd.concat([generate_month(m, 1500, SEED) for m in ("2025-01", "2025-02")], ignore_index=True)
-    metadata = {
+    return {
         "model_version": VERSION,
         "threshold": 0.5,
         "features": feature_schema(schema),
@@ -61,8 +61,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
         "metrics": {"test": {"roc_auc": 0.8, "f1": 0.5}},
     }
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model")
-    (out / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    (out / "metadata.json").write_text(json.dumps(served_metadata()), encoding="utf-8")
     return out
 
 

@@ -14,16 +14,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
 from pipeline.generate import generate_month, write_month
 from pipeline.load_warehouse import load_files
-from pipeline.train import feature_schema, reference_statistics
 from tests.act_runner import REPOSITORY, ActRun, run_job
-from tests.factories import default_params
-from tests.test_monitor import SEED, VERSION, create_log, old_model_proba, replay
+from tests.test_monitor import SEED, create_log, replay, served_metadata
 from tests.test_retrain import tiny_params, write_params
 
 pytestmark = pytest.mark.slow
@@ -219,17 +216,7 @@ def served_model(repo: Path) -> None:
     Monitoring reads only model/metadata.json; the one written here is test_monitor's (the demo generator's churn
     model and its reference statistics), so its prediction log can be replayed without a training run.
     """
-    schema = default_params().schema
-    train = pd.concat([generate_month(m, 1500, SEED) for m in ("2025-01", "2025-02")], ignore_index=True)
-    metadata = {
-        "model_version": VERSION,
-        "threshold": 0.5,
-        "features": feature_schema(schema),
-        "reference": reference_statistics(
-            train[schema.feature_names], old_model_proba(train), schema, 1000, 0
-        ),
-        "metrics": {"test": {"roc_auc": 0.8, "f1": 0.5}},
-    }
+    metadata = served_metadata()
     scratch, remote = repo.parent / "dvc-scratch", repo.parent / "dvc-remote"
     (scratch / "model").mkdir(parents=True)
     (scratch / "model" / "metadata.json").write_text(json.dumps(metadata))
