@@ -23,8 +23,8 @@ COPY requirements/serve.txt /tmp/serve.txt
 RUN /opt/build-tools/bin/uv pip install --python /opt/venv/bin/python -r /tmp/serve.txt \
     && find /opt/venv -depth -type d -name tests -path '*/site-packages/*/tests' -prune -exec rm -rf {} +
 # The service's files, made world-readable here (model files are written 0600) so runtime copies one layer.
-# Only the light modules of the pipeline package are imported at serve time.
-COPY src/pipeline/__init__.py src/pipeline/errors.py src/pipeline/io.py src/pipeline/artifact.py /srv/pipeline/
+# The service imports only the shared core (src/mlcore), never the pipeline or ops packages.
+COPY src/mlcore/ /srv/mlcore/
 COPY app/ /srv/app/
 COPY model/ /srv/model/
 RUN chmod -R u=rwX,go=rX /srv

@@ -38,7 +38,7 @@ run: repro ## Set up everything, get the data, run the pipeline and print a summ
 	$(BIN)/python -m pipeline.summary
 
 model-from-lock: venv ## Put the model HEAD's dvc.lock records in model/: pulled, or reproduced and verified
-	$(BIN)/python -m pipeline.tracked get
+	$(BIN)/python -m ops.repo get
 
 system-tools: ## Check the system tools the tests need (tools/system-tools.txt); apt-get install them where possible
 	@tools/system-tools

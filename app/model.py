@@ -2,7 +2,7 @@
 
 `load_service(model_dir)` never raises: a missing, corrupt or mismatching model gives a service that is not ready,
 with the reason (logged once, and returned by /ready). Checks, in order:
-1. `pipeline.artifact.load_model`: files present, sha256 as recorded in metadata.json, only allow-listed types;
+1. `mlcore.artifact.load_model`: files present, sha256 as recorded in metadata.json, only allow-listed types;
 2. the scikit-learn version recorded at training equals the one installed (skops files are not portable across
    versions);
 3. the feature schema in metadata.json is well formed and lists exactly the model's input columns, in order;
@@ -78,8 +78,8 @@ def not_ready(reason: str, metadata: dict[str, Any] | None = None) -> ModelServi
 def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelService:
     import sklearn
 
-    from pipeline.artifact import load_model
-    from pipeline.errors import PipelineError
+    from mlcore.artifact import load_model
+    from mlcore.errors import PipelineError
 
     try:
         estimator, metadata = load_model(model_dir)

@@ -45,7 +45,7 @@ df.to_parquet(sys.argv[2], index=False)
 
 
 def generate(rows: int, directory: Path) -> None:
-    from pipeline.generate import generate_month, month_path, month_range, write_month
+    from demo.generate import generate_month, month_path, month_range, write_month
 
     per_month = -(-rows // MONTHS)
     for month in month_range("2024-01", MONTHS):
@@ -119,7 +119,7 @@ def bench_size(rows: int, args: argparse.Namespace, workdir: Path) -> list[dict]
 def bench_postgres(rows: int, args: argparse.Namespace, workdir: Path, server_dir: Path) -> list[dict]:
     """The same extraction through WAREHOUSE_URL, from a throw-away PostgreSQL server loaded with the data."""
     sys.path.insert(0, str(REPO_ROOT))
-    from pipeline.load_warehouse import load_files
+    from demo.load_warehouse import load_files
     from tests.postgres import postgres_server
 
     data = (args.data_dir or workdir) / f"data-{rows}"

@@ -96,7 +96,7 @@ def bench_size(rows: int, n_trials: int, stages: tuple[str, ...], workdir: Path,
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"],
+        [sys.executable, "-m", "demo.generate", "--params", "params.yaml"],
         cwd=repo,
         env=env,
         check=True,

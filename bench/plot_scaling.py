@@ -15,7 +15,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from pipeline.io import atomic_write  # noqa: E402
+from mlcore.io import atomic_write  # noqa: E402
 
 STAGES = ("extract", "validate", "prepare", "tune", "train", "evaluate")
 

@@ -9,29 +9,29 @@ URL ?=
 MODEL_VERSION ?=
 
 image: venv ## Build the serving image from model/ with podman or docker (IMAGE=name:tag)
-	$(BIN)/python -m pipeline.image build --tag $(IMAGE)
+	$(BIN)/python -m ops.deliver.image build --tag $(IMAGE)
 
 image-test: venv system-tools ## Build the image with podman, run it on a loopback port and check it end to end
 ifeq ($(IMAGE_TEST_MODEL),model)
 	@test -f model/metadata.json || { echo "no model in model/: running the pipeline first (make repro)"; \
 		$(MAKE) repro; }
 endif
-	$(BIN)/python -m pipeline.image test --tag $(IMAGE) --model $(IMAGE_TEST_MODEL)
+	$(BIN)/python -m ops.deliver.image test --tag $(IMAGE) --model $(IMAGE_TEST_MODEL)
 
 image-model: model-from-lock ## Put the model dvc.lock records in model/ (pulled, or reproduced and verified)
 
 smoke: venv ## Smoke-test a service: make smoke URL=https://... (or ENV=staging: port-forward) [MODEL_VERSION=v]
 ifneq ($(strip $(URL)),)
-	$(BIN)/python -m pipeline.smoke "$(URL)" --model-version "$(MODEL_VERSION)"
+	$(BIN)/python -m ops.deliver.smoke "$(URL)" --model-version "$(MODEL_VERSION)"
 else
-	$(BIN)/python -m pipeline.deploy smoke $(ENV) --model-version "$(MODEL_VERSION)"
+	$(BIN)/python -m ops.deliver.deploy smoke $(ENV) --model-version "$(MODEL_VERSION)"
 endif
 
 manifests: venv ## Print the Kubernetes manifests of ENV (staging|production) pinned to IMAGE (a digest)
-	$(BIN)/python -m pipeline.deploy render $(ENV) --image "$(IMAGE)"
+	$(BIN)/python -m ops.deliver.deploy render $(ENV) --image "$(IMAGE)"
 
 deploy: venv ## Apply ENV's overlay with IMAGE (a digest) and wait for the rollout; undo it if it fails
-	$(BIN)/python -m pipeline.deploy apply $(ENV) --image "$(IMAGE)"
+	$(BIN)/python -m ops.deliver.deploy apply $(ENV) --image "$(IMAGE)"
 
 rollback: venv ## Roll ENV back to the previous revision (kubectl rollout undo)
-	$(BIN)/python -m pipeline.deploy rollback $(ENV)
+	$(BIN)/python -m ops.deliver.deploy rollback $(ENV)

@@ -6,6 +6,6 @@
 MONITOR_ARGS ?=
 
 monitor: venv ## Judge the model in model/ on the prediction log (PREDICTION_LOG_URL): monitoring/report.md; exit 3 on a breach
-	$(BIN)/python -m pipeline.monitor --params params.yaml $(MONITOR_ARGS)
+	$(BIN)/python -m ops.monitor --params params.yaml $(MONITOR_ARGS)
 
 monitor-model: model-from-lock ## Put the model dvc.lock records (what production serves) in model/, verified

@@ -6,14 +6,14 @@ RETRAIN_OUT ?= retrain
 LINEAGE_ENV := $(if $(filter command line,$(origin ENV)),$(ENV))
 
 retrain: venv ## Retrain on the newest data [CUTOFF=YYYY-MM-DD] [CHAMPION=dir]: retrain/decision.json + report.md
-	$(BIN)/python -m pipeline.retrain run --out "$(RETRAIN_OUT)" $(if $(CUTOFF),--cutoff "$(CUTOFF)") \
+	$(BIN)/python -m ops.retrain run --out "$(RETRAIN_OUT)" $(if $(CUTOFF),--cutoff "$(CUTOFF)") \
 		$(if $(CHAMPION),--champion "$(CHAMPION)")
 
 retrain-push: venv ## dvc push a promoted challenger's data and model (no-op without a default DVC remote)
-	$(BIN)/python -m pipeline.retrain push --out "$(RETRAIN_OUT)"
+	$(BIN)/python -m ops.retrain push --out "$(RETRAIN_OUT)"
 
 retrain-propose: venv ## Commit a promoted challenger on retrain/<data hash>, push, open a PR to staging [DVC_PUSH=0]
-	$(BIN)/python -m pipeline.retrain propose --out "$(RETRAIN_OUT)" $(if $(filter 0,$(DVC_PUSH)),--no-dvc-push)
+	$(BIN)/python -m ops.retrain propose --out "$(RETRAIN_OUT)" $(if $(filter 0,$(DVC_PUSH)),--no-dvc-push)
 
 lineage: venv ## Which data, params and code produced a model [ENV=production | REV=<git rev>] (default: model/)
-	$(BIN)/python -m pipeline.lineage show $(if $(LINEAGE_ENV),--env "$(LINEAGE_ENV)") $(if $(REV),--rev "$(REV)")
+	$(BIN)/python -m ops.lineage show $(if $(LINEAGE_ENV),--env "$(LINEAGE_ENV)") $(if $(REV),--rev "$(REV)")

@@ -2,7 +2,7 @@
 
 `train_tiny_model` fits `pipeline.modeling.build_pipeline` (via `pipeline.train.train_model`) on the synthetic
 snapshot from tests/factories.py, builds metadata.json with `pipeline.train.build_metadata` and saves it with
-`pipeline.artifact.save_model`: the app under test loads it exactly as it loads the model `make run` trains.
+`mlcore.artifact.save_model`: the app under test loads it exactly as it loads the model `make run` trains.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from pipeline.artifact import save_model
+from mlcore.artifact import save_model
 from pipeline.train import build_metadata, train_model
 from tests.factories import default_params, make_snapshot
 

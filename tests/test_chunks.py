@@ -3,8 +3,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mlcore.errors import PipelineError
 from pipeline.chunks import iter_chunks, open_snapshot, pandas_schema
-from pipeline.errors import PipelineError
 
 
 def _write(path, statistics=True):

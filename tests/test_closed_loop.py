@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.generate import month_records
+from demo.generate import month_records
 from tests.conftest import REPO_ROOT
 from tests.gunicorn_server import gunicorn
 
@@ -89,7 +89,7 @@ def small_repo(tmp_path: Path) -> Path:
     (repo / "params.yaml").write_text(yaml.safe_dump(merge(params, SMALL_PARAMS), sort_keys=False), "utf-8")
     for cmd in (
         ["git", "init", "-q", "-b", "main"],
-        [sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"],
+        [sys.executable, "-m", "demo.generate", "--params", "params.yaml"],
         [str(Path(sys.executable).parent / "dvc"), "add", "-q", "data"],
         *commit_all("small copy"),
     ):
@@ -169,7 +169,7 @@ def test_monitoring_detects_drift_and_the_retrained_challenger_is_promoted(tmp_p
         assert replay_month(port, names, DRIFTED_MONTH, covariate=1.0, concept=1.0) == ROWS
 
     # The warehouse receives the outcomes: the normal month, then the drifted quarter.
-    append = [sys.executable, "-m", "pipeline.generate", "--params", "params.yaml", "--append-month"]
+    append = [sys.executable, "-m", "demo.generate", "--params", "params.yaml", "--append-month"]
     run([*append, NORMAL_MONTH], repo)
     for month in DRIFTED_QUARTER:
         drift = ["--rows", str(DRIFTED_ROWS), "--covariate-drift", "1", "--concept-drift", "1"]

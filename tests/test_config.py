@@ -1,7 +1,7 @@
 import pytest
 
+from mlcore.errors import PipelineError
 from pipeline.config import load_params
-from pipeline.errors import PipelineError
 from tests.conftest import REPO_ROOT
 from tests.factories import raw_params
 

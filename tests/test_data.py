@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from demo.generate import generate_dataset
+from mlcore.errors import PipelineError
 from pipeline.config import load_params
 from pipeline.data import dir_md5, ensure_data, main
-from pipeline.errors import PipelineError
-from pipeline.generate import generate_dataset
 from tests.conftest import REPO_ROOT
 
 

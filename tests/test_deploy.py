@@ -1,4 +1,4 @@
-"""pipeline.deploy against a fake kubectl that records its calls (rendering still uses the real kustomize)."""
+"""ops.deliver.deploy against a fake kubectl that records its calls (rendering still uses the real kustomize)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import deploy
+from ops.deliver import deploy
 from tests.conftest import REPO_ROOT
 
 OVERLAYS = REPO_ROOT / "deploy" / "k8s" / "overlays"

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipeline.errors import PipelineError
+from mlcore.errors import PipelineError
 from pipeline.evaluate import apply_gate, main
 from pipeline.train import run_train
 from tests.conftest import REPO_ROOT

@@ -7,9 +7,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from demo.generate import generate_month, month_range, write_month
+from demo.load_warehouse import load_files
+from mlcore.errors import PipelineError
+from mlcore.io import read_json, sha256_file
 from pipeline import extract
 from pipeline.config import parse_params
-from pipeline.errors import PipelineError
 from pipeline.extract import (
     extract_snapshot,
     main,
@@ -18,9 +21,6 @@ from pipeline.extract import (
     schema_types,
     training_window,
 )
-from pipeline.generate import generate_month, month_range, write_month
-from pipeline.io import read_json, sha256_file
-from pipeline.load_warehouse import load_files
 from tests.conftest import REPO_ROOT
 
 MONTHS = month_range("2024-01", 3)
@@ -196,7 +196,7 @@ def test_invalid_warehouse_url_is_a_clear_error(events):
 
 @pytest.fixture(scope="module")
 def postgres_events(postgres_url, events):
-    """The same generated events loaded into a PostgreSQL table `events` (by pipeline.load_warehouse)."""
+    """The same generated events loaded into a PostgreSQL table `events` (by demo.load_warehouse)."""
     root, frame = events
     loaded = load_files(postgres_url, "events", sorted((root / "events").glob("*.parquet")))
     assert loaded == len(frame)

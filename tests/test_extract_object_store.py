@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from demo.generate import generate_month, month_range, write_month
+from mlcore.errors import PipelineError
+from mlcore.io import read_json
 from pipeline.config import parse_params
-from pipeline.errors import PipelineError
 from pipeline.extract import extract_snapshot, main, open_warehouse
-from pipeline.generate import generate_month, month_range, write_month
-from pipeline.io import read_json
 from tests.conftest import REPO_ROOT
 
 _buckets = itertools.count()

@@ -46,7 +46,7 @@ def test_unknown_steps_are_declined_and_served_by_scikit_learn(model_dir, tmp_pa
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
-    from pipeline.artifact import save_model
+    from mlcore.artifact import save_model
 
     service = load_service(model_dir)
     features = service.validator.features

@@ -5,9 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import load_params
-from pipeline.errors import PipelineError
-from pipeline.generate import (
+from demo.generate import (
     ARROW_SCHEMA,
     generate_dataset,
     generate_month,
@@ -16,6 +14,8 @@ from pipeline.generate import (
     month_records,
     write_month,
 )
+from mlcore.errors import PipelineError
+from pipeline.config import load_params
 from tests.conftest import REPO_ROOT
 
 SEED = 7

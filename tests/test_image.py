@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import image
+from ops.deliver import image
 from tests.conftest import REPO_ROOT
 
 CHECKS = {
@@ -60,7 +60,7 @@ def test_the_build_context_holds_only_what_the_image_needs(tmp_path: Path):
         ".dockerignore",
         "requirements/serve.txt",
         "model/metadata.json",
-        "src/pipeline/artifact.py",
+        "src/mlcore/artifact.py",
         "app/wsgi.py",
         "app/gunicorn.conf.py",
     } <= files
@@ -81,10 +81,7 @@ def test_dockerignore_keeps_data_caches_and_the_venv_out():
         "requirements/serve.txt",
         "app",
         "model",
-        "src/pipeline/__init__.py",
-        "src/pipeline/errors.py",
-        "src/pipeline/io.py",
-        "src/pipeline/artifact.py",
+        "src/mlcore",
     }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import deploy
+from ops.deliver import deploy
 from tests.conftest import REPO_ROOT
 
 OVERLAYS = REPO_ROOT / "deploy" / "k8s" / "overlays"

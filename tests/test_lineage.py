@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.errors import PipelineError
-from pipeline.lineage import build_record, deployments, query, record_deployment, render, run_facts
+from mlcore.errors import PipelineError
+from ops.lineage import build_record, deployments, query, record_deployment, render, run_facts
 
 
 def git(repo: Path, *args: str) -> str:
@@ -110,7 +110,7 @@ def test_a_model_without_a_record_is_described_from_the_commit(repo: Path) -> No
 
 def test_the_cli_answers_with_one_command(repo: Path) -> None:
     commit_model(repo, "aaa.dir", "1" * 64, "d1.dir", 0.80, record_version="v1v1v1v1v1v1")
-    run = [sys.executable, "-m", "pipeline.lineage"]
+    run = [sys.executable, "-m", "ops.lineage"]
     tag = subprocess.run(
         [
             *run,

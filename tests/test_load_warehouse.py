@@ -1,8 +1,8 @@
 import sqlalchemy as sa
 import yaml
 
-from pipeline.generate import generate_month, write_month
-from pipeline.load_warehouse import load_files, main
+from demo.generate import generate_month, write_month
+from demo.load_warehouse import load_files, main
 from tests.conftest import REPO_ROOT
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.metrics import classification_metrics, score
+from mlcore.metrics import classification_metrics, score
 from pipeline.modeling import build_pipeline, features_frame, select_hyperparameters
 from tests.factories import default_params, make_snapshot, params_with
 

@@ -1,6 +1,6 @@
 """Monitoring on prediction logs built in the test: verdicts, report files, exit status and the trigger.
 
-The "model" here is the demo generator's own churn model before any drift (pipeline.generate.churn_log_odds),
+The "model" here is the demo generator's own churn model before any drift (demo.generate.churn_log_odds),
 and its reference statistics come from the same code `train` uses, so the tests need no training run.
 """
 
@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from pipeline import monitor
-from pipeline.generate import churn_log_odds, generate_month
-from pipeline.monitor import MonitorParams, run_monitor
+from demo.generate import churn_log_odds, generate_month
+from ops import monitor
+from ops.monitor import MonitorParams, run_monitor
 from pipeline.train import feature_schema, reference_statistics
 from tests.factories import default_params
 

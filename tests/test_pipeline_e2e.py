@@ -49,7 +49,7 @@ def repo(tmp_path_factory) -> Path:
     params["evaluate"]["importance_repeats"] = 2
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
-    run([sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"], root)
+    run([sys.executable, "-m", "demo.generate", "--params", "params.yaml"], root)
     run(["dvc", "add", "-q", "data"], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "small pipeline"], root)

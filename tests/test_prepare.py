@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
+from mlcore.errors import PipelineError
 from pipeline import prepare
-from pipeline.errors import PipelineError
 from pipeline.prepare import SPLITS, main, split_by_time, split_snapshot
 from tests.conftest import REPO_ROOT
 from tests.factories import default_params, make_snapshot, params_with

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import report
+from ops import report
 from tests.conftest import REPO_ROOT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -155,8 +155,8 @@ def run_cli(repo: Path, out: Path, *extra: str, base: str = "HEAD~1") -> Run:
 
 
 def run_process(repo: Path, out: Path, base: str = "HEAD~1") -> subprocess.CompletedProcess:
-    """The CLI as CI runs it: `python -m pipeline.report`, judged by its exit status."""
-    argv = [sys.executable, "-m", "pipeline.report", "--base", base, "--root", str(repo), "--out", str(out)]
+    """The CLI as CI runs it: `python -m ops.report`, judged by its exit status."""
+    argv = [sys.executable, "-m", "ops.report", "--base", base, "--root", str(repo), "--out", str(out)]
     return subprocess.run(argv, capture_output=True, text=True, check=False, cwd=repo)
 
 

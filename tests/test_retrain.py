@@ -1,7 +1,7 @@
 """Continuous training: champion vs challenger on the same window, the promotion rule, no duplicate proposals.
 
 The end-to-end tests work in a throw-away git + DVC repository with tiny demo data: a champion is trained and
-committed on `main`, then later months arrive and `python -m pipeline.retrain` decides.
+committed on `main`, then later months arrive and `python -m ops.retrain` decides.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.retrain import PromotionRule, judge, propose
+from ops.retrain import PromotionRule, judge, propose
 from tests.conftest import REPO_ROOT
 
 BIN = Path(sys.executable).parent
@@ -88,7 +88,7 @@ def champion_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sh(repo, "git", "config", "user.name", "test")
     py(repo, "-m", "dvc", "init", "-q")
     py(repo, "-m", "dvc", "config", "core.analytics", "false")
-    py(repo, "-m", "pipeline.generate", "--params", "params.yaml")
+    py(repo, "-m", "demo.generate", "--params", "params.yaml")
     py(repo, "-m", "dvc", "add", "-q", "data")
     py(repo, "-m", "dvc", "repro", "-q")
     sh(repo, "git", "add", "-A")
@@ -108,7 +108,7 @@ def append_months(repo: Path, months: list[str], drift: float, rows: int = 1500)
         py(
             repo,
             "-m",
-            "pipeline.generate",
+            "demo.generate",
             "--params",
             "params.yaml",
             "--append-month",
@@ -123,7 +123,7 @@ def append_months(repo: Path, months: list[str], drift: float, rows: int = 1500)
 
 
 def retrain(repo: Path, *args: str) -> tuple[dict, str]:
-    result = py(repo, "-m", "pipeline.retrain", *args)
+    result = py(repo, "-m", "ops.retrain", *args)
     return json.loads((repo / "retrain/decision.json").read_text(encoding="utf-8")), result.stdout
 
 
@@ -177,7 +177,7 @@ def test_drifted_months_promote_the_challenger_once(repo: Path, tmp_path: Path) 
     sh(tmp_path, "git", "init", "-q", "--bare", str(remote))
     sh(repo, "git", "remote", "add", "origin", str(remote))
     promoted = dict(decision)
-    result = py(repo, "-m", "pipeline.retrain", "propose", "--no-pr", "--no-dvc-push")
+    result = py(repo, "-m", "ops.retrain", "propose", "--no-pr", "--no-dvc-push")
     assert f"pushed {decision['branch']}" in result.stdout
     files = sh(repo, "git", "show", "--name-only", "--format=", decision["branch"]).stdout.split()
     assert {"data.dvc", "dvc.lock", "metrics/data.json", decision["lineage_record"]} <= set(files)
@@ -215,7 +215,7 @@ def test_underfitting_challenger_is_rejected_with_the_reason(repo: Path) -> None
     assert record["decision"]["decision"] == "reject"
     report = (repo / "retrain/report.md").read_text()
     assert "Retrain decision: **reject**" in report and "Proposed from branch" not in report
-    assert "nothing to propose" in py(repo, "-m", "pipeline.retrain", "propose").stdout
+    assert "nothing to propose" in py(repo, "-m", "ops.retrain", "propose").stdout
 
 
 @pytest.mark.slow
@@ -259,12 +259,12 @@ def test_the_tracked_model_of_a_fresh_clone_is_reproduced_and_verified(repo: Pat
     version = json.loads((repo / "model/metadata.json").read_text())["model_version"]
     recorded = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]["train"]["outs"][0]["md5"]
 
-    got = py(clone, "-m", "pipeline.tracked", "get")
+    got = py(clone, "-m", "ops.repo", "get")
 
     assert f"model: reproduced {recorded} and verified it against dvc.lock" in got.stdout
     assert f"model version: {version}" in got.stdout
     assert sh(clone, "git", "status", "--porcelain", "--untracked-files=no").stdout == ""
-    again = py(clone, "-m", "pipeline.tracked", "get")  # now in the workspace: nothing to do
+    again = py(clone, "-m", "ops.repo", "get")  # now in the workspace: nothing to do
     assert f"model: model/ is already {recorded}" in again.stdout
 
 
@@ -277,7 +277,7 @@ def test_a_lock_that_records_another_model_is_named_with_both_hashes(repo: Path,
     lock_path.write_text(lock_path.read_text().replace(real, forged))  # train's output and evaluate's input
     sh(clone, "git", "commit", "-qam", "a hand-edited lock")
 
-    result = py(clone, "-m", "pipeline.tracked", "get", check=False)
+    result = py(clone, "-m", "ops.repo", "get", check=False)
 
     assert result.returncode == 2
     line = result.stderr.strip().splitlines()[-1]
@@ -289,13 +289,13 @@ def test_a_lock_that_records_another_model_is_named_with_both_hashes(repo: Path,
     )
     # retraining refuses the same champion with the same line
     sh(clone, "git", "checkout", "-q", "dvc.lock")  # the failed reproduction wrote what it found there
-    refused = py(clone, "-m", "pipeline.retrain", "--cutoff", "latest", check=False)
+    refused = py(clone, "-m", "ops.retrain", "--cutoff", "latest", check=False)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1] == line.replace("at HEAD", "at main")
 
 
 def test_a_bad_cutoff_is_one_clear_error(repo: Path) -> None:
-    result = py(repo, "-m", "pipeline.retrain", "--cutoff", "next tuesday", check=False)
+    result = py(repo, "-m", "ops.retrain", "--cutoff", "next tuesday", check=False)
     assert result.returncode == 2
     assert "extract.cutoff: 'next tuesday' is neither 'latest' nor a date" in result.stderr
 

@@ -1,4 +1,4 @@
-"""pipeline.smoke (`make smoke URL=...`) against the real service under gunicorn on 127.0.0.1, and against a
+"""ops.deliver.smoke (`make smoke URL=...`) against the real service under gunicorn on 127.0.0.1, and against a
 stub that answers 200 with nonsense (a smoke test must catch that)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import smoke
-from pipeline.image import free_port
+from ops.deliver import smoke
+from ops.deliver.smoke import free_port
 from tests.conftest import REPO_ROOT
 from tests.gunicorn_server import gunicorn
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipeline.artifact import ArtifactError, load_model
+from mlcore.artifact import ArtifactError, load_model
 from pipeline.sources import code_sha256
 from pipeline.train import run_train
 from tests.conftest import REPO_ROOT
@@ -95,7 +95,7 @@ def test_tampered_or_missing_model_is_refused(inputs):
 def test_untrusted_types_are_refused(inputs, tmp_path):
     import collections
 
-    from pipeline.artifact import save_model
+    from mlcore.artifact import save_model
 
     class Sneaky(collections.UserDict):  # a type defined outside the allow-list
         pass

@@ -4,8 +4,8 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
+from mlcore.errors import PipelineError
 from pipeline import tune
-from pipeline.errors import PipelineError
 from pipeline.tune import open_study, run_tune
 from tests.factories import make_snapshot, params_with, write_splits
 

@@ -13,8 +13,8 @@ import optuna
 import pytest
 import yaml
 
+from mlcore.errors import PipelineError
 from pipeline.config import load_params
-from pipeline.errors import PipelineError
 from pipeline.tune import open_study, prepared_fingerprint, run_tune
 from pipeline.tune_worker import claim_trial, main, worker_index
 from tests.conftest import REPO_ROOT

@@ -3,8 +3,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mlcore.errors import PipelineError
 from pipeline.chunks import open_snapshot
-from pipeline.errors import PipelineError
 from pipeline.validate import main, snapshot_frames, validate_chunks, validate_snapshot
 from tests.conftest import REPO_ROOT
 from tests.factories import default_params, make_snapshot

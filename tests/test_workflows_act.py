@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.generate import generate_month, write_month
-from pipeline.load_warehouse import load_files
+from demo.generate import generate_month, write_month
+from demo.load_warehouse import load_files
 from tests.act_runner import REPOSITORY, ActRun, run_job
 from tests.test_monitor import SEED, create_log, replay, served_metadata
 from tests.test_retrain import tiny_params, write_params
@@ -162,9 +162,7 @@ def tiny_pipeline(repo: Path) -> None:
     params["evaluate"]["importance_repeats"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     bin_dir = Path(sys.executable).parent
-    subprocess.run(
-        [sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"], cwd=repo, check=True
-    )
+    subprocess.run([sys.executable, "-m", "demo.generate", "--params", "params.yaml"], cwd=repo, check=True)
     subprocess.run([str(bin_dir / "dvc"), "add", "-q", "data"], cwd=repo, check=True)
 
 
@@ -285,7 +283,7 @@ def champion_and_drifted_warehouse(repo: Path) -> None:
         if not k.startswith(("GITHUB_", "OPTUNA_", "WAREHOUSE_", "RETRAIN_"))
     }
     run = {"cwd": repo, "check": True, "capture_output": True, "env": {**env, "PATH": path}}
-    subprocess.run([sys.executable, "-m", "pipeline.generate", "--params", "params.yaml"], **run)
+    subprocess.run([sys.executable, "-m", "demo.generate", "--params", "params.yaml"], **run)
     subprocess.run([*dvc, "add", "-q", "data"], **run)
     subprocess.run([*dvc, "repro", "-q"], **run)
     subprocess.run([*dvc, "remote", "add", "-d", "local", str(repo.parent / "dvc-remote")], **run)

@@ -1,1 +1,1 @@
-"""The ML pipeline: one module per DVC stage, each a pure core plus a thin `main()`."""
+"""The ML pipeline: exactly the DVC stages (dvc.yaml) and what only they use; each a pure core plus a thin `main()`."""

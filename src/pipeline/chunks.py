@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import PipelineError
+from mlcore.errors import PipelineError
 
 
 def open_snapshot(path: str | Path) -> pq.ParquetFile:

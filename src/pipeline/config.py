@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.errors import PipelineError
+from mlcore.errors import PipelineError
 
 DEFAULT_PARAMS = Path("params.yaml")
 

@@ -3,7 +3,7 @@
 1. data/ already matches data.dvc: nothing to do (its files are saved to the DVC cache if they are not yet).
 2. The recorded version is in the local DVC cache: `dvc checkout`.
 3. A default DVC remote is configured: `dvc pull`; if it cannot be reached (or lacks the data), go on.
-4. Regenerate the demo data with `pipeline.generate` and params.yaml `data`, verify that its DVC hash equals
+4. Regenerate the demo data with `demo.generate` and params.yaml `data`, verify that its DVC hash equals
    the md5 in data.dvc, then move it into place and save it to the cache (data.dvc stays byte-identical).
 
 A data/ that differs from data.dvc and is not saved in the cache is never overwritten: that is someone's
@@ -20,9 +20,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from demo.generate import generate_dataset
+from mlcore.errors import PipelineError, cli_entrypoint
 from pipeline.config import load_params
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.generate import generate_dataset
 
 Progress = Callable[[str], None]
 
@@ -127,7 +127,7 @@ def _regenerate(params_path: Path, data_dir: Path, expected_md5: str, progress: 
             raise PipelineError(
                 f"regenerated {data_dir.name}/ does not match data.dvc: expected md5 {expected_md5}, "
                 f"got {got} (params.yaml `data` or the generator changed since data.dvc was recorded; "
-                f"if intended, run `python -m pipeline.generate && dvc add {data_dir.name}`)"
+                f"if intended, run `python -m demo.generate && dvc add {data_dir.name}`)"
             )
         if data_dir.exists():
             shutil.rmtree(data_dir)

@@ -16,11 +16,11 @@ from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
 
-from pipeline.artifact import load_model
+from mlcore.artifact import load_model
+from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import atomic_write, write_json
+from mlcore.metrics import HIGHER_IS_BETTER, classification_metrics
 from pipeline.config import Params, load_params
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.io import atomic_write, write_json
-from pipeline.metrics import HIGHER_IS_BETTER, classification_metrics
 from pipeline.modeling import features_frame, limit_threads
 
 MAX_CURVE_POINTS = 200

@@ -30,9 +30,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import atomic_write, sha256_file, write_json
 from pipeline.config import ExtractParams, Params, SchemaParams, WarehouseParams, load_params
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.io import atomic_write, sha256_file, write_json
 
 WAREHOUSE_URL_ENV = "WAREHOUSE_URL"
 # Rows per Parquet row group: fixed, so snapshot bytes do not depend on chunk_rows or the warehouse.

@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import atomic_files, read_json
 from pipeline.chunks import iter_chunks, open_snapshot, pandas_schema
 from pipeline.config import PrepareParams, SchemaParams, load_params
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.io import atomic_files, read_json
 
 SPLITS = ("train", "valid", "test")
 # Rows per Parquet row group of the outputs (as in the snapshot): what a window needs in memory while it is

@@ -20,10 +20,13 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.errors import PipelineError, cli_entrypoint
+from mlcore.errors import PipelineError, cli_entrypoint
 
-PACKAGE = "pipeline"
-SRC = Path(__file__).resolve().parents[1]  # src/, the folder that holds the package
+PACKAGE = "pipeline"  # the package whose modules dvc.yaml runs
+# The packages a stage may import: its own and the shared core. Imports of anything else (ops, demo) are not
+# stage code and are not followed; tests/test_layers.py makes sure a stage never imports them.
+STAGE_PACKAGES = (PACKAGE, "mlcore")
+SRC = Path(__file__).resolve().parents[1]  # src/, the folder that holds the packages
 _STAGE_MODULE = re.compile(r"python -m ([A-Za-z_][\w.]*)")
 
 
@@ -42,11 +45,11 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # `from pipeline import io` names a module; `from pipeline.io import x` names a member of one.
+            # `from pipeline import io` names a module; `from mlcore.io import x` names a member of one.
             names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
         else:
             continue
-        found.update(n for n in names if n.split(".")[0] == PACKAGE and _module_path(n))
+        found.update(n for n in names if n.split(".")[0] in STAGE_PACKAGES and _module_path(n))
     return found
 
 

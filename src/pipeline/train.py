@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.artifact import save_model
+from mlcore.artifact import save_model
+from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import read_json, sha256_file
+from mlcore.metrics import classification_metrics
 from pipeline.config import Params, SchemaParams, load_params
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.io import read_json, sha256_file
-from pipeline.metrics import classification_metrics
 from pipeline.modeling import build_pipeline, features_frame, limit_threads, select_hyperparameters
 from pipeline.sources import code_sha256
 

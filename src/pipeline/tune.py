@@ -29,10 +29,10 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import atomic_write, sha256_file, write_json
+from mlcore.metrics import HIGHER_IS_BETTER, score
 from pipeline.config import Params, SearchDimension, load_params
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.io import atomic_write, sha256_file, write_json
-from pipeline.metrics import HIGHER_IS_BETTER, score
 from pipeline.modeling import build_pipeline, features_frame, limit_threads, select_hyperparameters
 
 STORAGE_ENV = "OPTUNA_STORAGE"

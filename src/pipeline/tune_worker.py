@@ -36,8 +36,8 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from mlcore.errors import PipelineError, cli_entrypoint
 from pipeline.config import Params, load_params
-from pipeline.errors import PipelineError, cli_entrypoint
 from pipeline.modeling import limit_threads
 from pipeline.tune import make_objective, open_study, prepared_fingerprint, storage_url
 

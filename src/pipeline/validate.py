@@ -23,10 +23,10 @@ import pandera.pandas as pa
 import pyarrow.parquet as pq
 from pandera.errors import SchemaErrors
 
+from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import write_json
 from pipeline.chunks import iter_chunks, open_snapshot, pandas_schema
 from pipeline.config import SchemaParams, load_params
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.io import write_json
 
 
 def _is_integer(series: pd.Series) -> bool:

@@ -1,6 +1,6 @@
 """Smoke-test a running inference service: the checks a deployment must pass before it is trusted.
 
-`python -m pipeline.smoke URL [--model-version V]` (`make smoke URL=...`) checks /health and /ready, reads the
+`python -m ops.deliver.smoke URL [--model-version V]` (`make smoke URL=...`) checks /health and /ready, reads the
 model version and the example record from /metadata, predicts the example (a real /predict through the
 model), and sends an invalid record that must get a 4xx JSON error. With `--model-version` the served model
 must be that one (the deploy workflow passes the version from the commit's model/metadata.json).
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import time
 import urllib.error
@@ -20,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import PipelineError, cli_entrypoint
+from mlcore.errors import PipelineError, cli_entrypoint
 
 
 @dataclass
@@ -31,6 +32,13 @@ class Check:
 
     def line(self) -> str:
         return f"{'ok  ' if self.passed else 'FAIL'} {self.name}: {self.detail}"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a server a check is about to start)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
@@ -128,7 +136,7 @@ def check_service(url: str, expected_version: str | None = None) -> list[Check]:
 
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.smoke", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.deliver.smoke", description=__doc__.splitlines()[0])
     parser.add_argument("url", help="base URL of the service, e.g. https://churn.staging.example.com")
     parser.add_argument("--model-version", default="", help="fail unless the service serves this version")
     parser.add_argument("--wait", type=float, default=60, help="seconds to wait for /ready first")

@@ -1,6 +1,6 @@
 """Load the data files into a database table, so `extract` can run against a real warehouse.
 
-    WAREHOUSE_URL=postgresql+psycopg://user@host/db python -m pipeline.load_warehouse --params params.yaml
+    WAREHOUSE_URL=postgresql+psycopg://user@host/db python -m demo.load_warehouse --params params.yaml
     WAREHOUSE_URL=postgresql+psycopg://user@host/db dvc repro      # extract now queries the database
 
 It (re)creates the table `warehouse.table` with column types from the files (text, timestamp, bigint,
@@ -21,8 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlcore.errors import PipelineError, cli_entrypoint
 from pipeline.config import load_params
-from pipeline.errors import PipelineError, cli_entrypoint
 from pipeline.extract import WAREHOUSE_URL_ENV
 
 _INSERT_BATCH = 10_000
@@ -103,7 +103,7 @@ def _insert(conn, table: str, data: pa.Table) -> None:
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.load_warehouse", description=__doc__.splitlines()[0]
+        prog="python -m demo.load_warehouse", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--url", help=f"SQLAlchemy URL (default: ${WAREHOUSE_URL_ENV})")

@@ -1,10 +1,10 @@
 """Deploy the inference service to a Kubernetes environment, by image digest, with an automatic way back.
 
-    python -m pipeline.deploy render  staging --image ghcr.io/o/r@sha256:...  # print the manifests
-    python -m pipeline.deploy apply   staging --image ghcr.io/o/r@sha256:...  # apply, wait, undo on failure
-    python -m pipeline.deploy smoke   staging [--url URL] [--model-version V] # no URL: port-forward
-    python -m pipeline.deploy rollback staging                                # kubectl rollout undo
-    python -m pipeline.deploy preflight staging --kubeconfig-out PATH         # CI: is there a cluster?
+    python -m ops.deliver.deploy render  staging --image ghcr.io/o/r@sha256:...  # print the manifests
+    python -m ops.deliver.deploy apply   staging --image ghcr.io/o/r@sha256:...  # apply, wait, undo on failure
+    python -m ops.deliver.deploy smoke   staging [--url URL] [--model-version V] # no URL: port-forward
+    python -m ops.deliver.deploy rollback staging                                # kubectl rollout undo
+    python -m ops.deliver.deploy preflight staging --kubeconfig-out PATH         # CI: is there a cluster?
 
 The overlay in deploy/k8s/overlays/<env> is rendered with `kubectl kustomize`; the `api` container of the
 Deployment gets the image digest (no sed, no edited files); the result goes to `kubectl apply`. A rollout that
@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError, cli_entrypoint
+from mlcore.errors import PipelineError, cli_entrypoint
+from ops.deliver.smoke import check_service, free_port, wait_until_ready
 
 OVERLAYS = Path("deploy/k8s/overlays")
 DEPLOYMENT = "churn-api"
@@ -151,8 +152,6 @@ def preflight(kubeconfig: str, dest: Path, env: str) -> bool:
 @contextmanager
 def port_forward(ns: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`kubectl port-forward` the Service to a loopback port; yields its base URL and the process."""
-    from pipeline.image import free_port
-
     port = free_port()
     cmd = [
         os.environ.get("KUBECTL", "kubectl"),
@@ -175,8 +174,7 @@ def port_forward(ns: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
 def smoke(
     env: str, url: str | None, model_version: str | None, wait_s: float = 60, root: Path = OVERLAYS
 ) -> bool:
-    """pipeline.smoke's checks against `url`, or through a port-forward to the environment's Service."""
-    from pipeline.smoke import check_service, wait_until_ready
+    """ops.deliver.smoke's checks against `url`, or through a port-forward to the environment's Service."""
 
     def run(base: str, alive: Any = None) -> bool:
         wait_until_ready(base, wait_s, alive=alive)
@@ -197,7 +195,7 @@ def smoke(
 
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.deploy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.deliver.deploy", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     commands = {name: sub.add_parser(name) for name in ("render", "apply", "smoke", "rollback", "preflight")}
     for p in commands.values():

@@ -1,6 +1,6 @@
 """Continuous training: retrain on the latest data; the challenger replaces the champion only if it wins.
 
-`python -m pipeline.retrain` (or `make retrain [CUTOFF=YYYY-MM-DD]`):
+`python -m ops.retrain` (or `make retrain [CUTOFF=YYYY-MM-DD]`):
 1. materialises the champion, the model the `promotion.champion_rev` branch (default `main`) tracks in its
    dvc.lock: the workspace model/ when it is that model, else `dvc get` from the DVC cache or remote, else
    (demo data, no remote) reproduced from that revision's pipeline;
@@ -11,11 +11,11 @@
 4. otherwise reproduces the pipeline (`dvc repro`) and scores champion and challenger on the same newest test
    window; `judge` applies the `promotion` rule of params.yaml;
 5. writes the decision (`retrain/decision.json`, promote | reject | skip, with reasons), a report
-   (`retrain/report.md`: the decision, then the PR report of pipeline.report against the champion's revision)
+   (`retrain/report.md`: the decision, then the PR report of ops.report against the champion's revision)
    and the challenger's lineage record (`lineage/<model_version>.json`). Every decision exits 0.
 
-`python -m pipeline.retrain push` sends a promoted challenger's data and model to the default DVC remote.
-`python -m pipeline.retrain propose` turns a "promote" into a pull request: a branch named from the data hash
+`python -m ops.retrain push` sends a promoted challenger's data and model to the default DVC remote.
+`python -m ops.retrain propose` turns a "promote" into a pull request: a branch named from the data hash
 (`retrain/<hash>`), a commit of data.dvc, dvc.lock, params.yaml, metrics, plots and the lineage record,
 `git push`, and `gh pr create` to `promotion.base_branch`. An existing branch or pull request from that branch
 means the data was already proposed: nothing is proposed twice.
@@ -36,11 +36,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.errors import PipelineError, cli_entrypoint
+from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import read_json, write_json
+from mlcore.metrics import HIGHER_IS_BETTER
+from ops.repo import MODEL_OUT, MODEL_STAGE, git_show, model_md5, reproduce
 from pipeline.extract import parse_cutoff
-from pipeline.io import read_json, write_json
-from pipeline.metrics import HIGHER_IS_BETTER
-from pipeline.tracked import MODEL_OUT, MODEL_STAGE, git_show, model_md5, reproduce
 
 Decision = Literal["promote", "reject", "skip"]
 
@@ -172,7 +172,7 @@ def duplicate_reason(data_hash: str, champion_meta: dict[str, Any] | None, linea
             f"the champion {champion_meta.get('model_version')} was trained on this very snapshot "
             f"({data_hash[:12]}): no new data"
         )
-    from pipeline.lineage import find_records
+    from ops.lineage import find_records
 
     for path, record in find_records(lineage_dir, data_hash=data_hash, decision="promote"):
         return (
@@ -305,8 +305,8 @@ def _stage_is_current(root: Path, stage: str) -> bool:
 def score_on_window(model_dir: Path, test_path: Path, params) -> dict[str, float]:
     import pandas as pd
 
-    from pipeline.artifact import load_model
-    from pipeline.metrics import classification_metrics
+    from mlcore.artifact import load_model
+    from mlcore.metrics import classification_metrics
     from pipeline.modeling import features_frame
 
     model, _ = load_model(model_dir)
@@ -328,9 +328,9 @@ def run_retrain(
     champion_rev: str | None = None,
     reason: str | None = None,
 ) -> dict[str, Any]:
-    from pipeline.artifact import load_metadata
+    from mlcore.artifact import load_metadata
+    from ops.lineage import build_record, run_facts, write_record
     from pipeline.config import load_params
-    from pipeline.lineage import build_record, run_facts, write_record
 
     root = root.resolve()
     params_path, out_dir, lineage_dir = (root / p for p in (params_path, out_dir, lineage_dir))
@@ -425,13 +425,13 @@ PR_REPORT_DIR = "pr-report"
 
 
 def pr_report(root: Path, base_rev: str, out: Path) -> str:
-    """The pull-request report (pipeline.report, `make report`) of the workspace against `base_rev`, as markdown
+    """The pull-request report (ops.report, `make report`) of the workspace against `base_rev`, as markdown
     whose image links are relative to out's parent. This is the seam to the PR report: a fork without it (or
     with another report) changes only this function."""
     import re
 
     try:
-        from pipeline.report import build_report
+        from ops.report import build_report
     except ImportError:
         return ""
     try:
@@ -443,7 +443,7 @@ def pr_report(root: Path, base_rev: str, out: Path) -> str:
 
 
 def _finish(decision: dict[str, Any], out_dir: Path, root: Path | None = None) -> dict[str, Any]:
-    from pipeline.io import atomic_write
+    from mlcore.io import atomic_write
 
     write_json(out_dir / "decision.json", decision)
     text = render_report(decision)
@@ -616,7 +616,7 @@ def _github_outputs(decision: dict[str, Any], report: Path, output: str | None, 
 
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.retrain", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.retrain", description=__doc__.splitlines()[0])
     parser.add_argument(
         "command",
         nargs="?",

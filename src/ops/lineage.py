@@ -1,7 +1,7 @@
 """Model lineage: which data, params and code produced a model, what was decided about it, and where it runs.
 
 Three places, all in git, so a fork can answer "which data and code produced the model serving in production
-right now?" with `make lineage ENV=production` (`python -m pipeline.lineage show --env production`):
+right now?" with `make lineage ENV=production` (`python -m ops.lineage show --env production`):
 
 - `model/metadata.json` (served at `/metadata`) carries the data (snapshot hash, window), params, the hash of
   the stage code and the metrics of the model: only facts that are the same on every run, so the model/ hash
@@ -10,7 +10,7 @@ right now?" with `make lineage ENV=production` (`python -m pipeline.lineage show
   the run that are not reproducible (the git commit, uncommitted changes under src/, the data.dvc version of
   the raw data), the metrics of champion and challenger on the same window and the decision with its reasons;
 - a deployment is an annotated git tag `deploy/<environment>/<UTC time>` on the deployed commit, whose message
-  is JSON {environment, model_version, image_digest, deployed_at}: `python -m pipeline.lineage deployed ...`
+  is JSON {environment, model_version, image_digest, deployed_at}: `python -m ops.lineage deployed ...`
   creates it (the deploy workflow runs it and pushes the tag).
 
 `show` follows the newest deployment tag of the environment to its commit and reads the model's lineage record
@@ -32,9 +32,9 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.io import write_json
-from pipeline.tracked import git_show, model_md5
+from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import write_json
+from ops.repo import git_show, model_md5
 
 TAG_PREFIX = "deploy"
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -209,7 +209,7 @@ def describe_commit(
 
 def describe_workspace(root: Path, model_dir: str = "model", lineage_dir: str = "lineage") -> dict[str, Any]:
     """The lineage of the model in the working tree (model/metadata.json plus its record, if any)."""
-    from pipeline.artifact import load_metadata
+    from mlcore.artifact import load_metadata
 
     metadata = load_metadata(root / model_dir)
     record_path = root / lineage_dir / f"{metadata['model_version']}.json"
@@ -275,7 +275,7 @@ def render(info: dict[str, Any]) -> str:
 
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.lineage", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.lineage", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     show = sub.add_parser("show", help="which data, params and code produced a model")
     show.add_argument("--env", help="the model deployed to this environment now (newest deploy tag)")

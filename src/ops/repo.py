@@ -1,13 +1,13 @@
 """The model a revision tracks: the `model/` hash its dvc.lock records, fetched or reproduced, always verified.
 
-`python -m pipeline.tracked get` (`make model-from-lock`, which `make image-model` and `make monitor-model`
+`python -m ops.repo get` (`make model-from-lock`, which `make image-model` and `make monitor-model`
 use) puts into model/ exactly the model HEAD's dvc.lock records:
 1. model/ already has that hash: nothing to do;
 2. `dvc pull model` from the DVC cache or a remote;
 3. no remote answers (a fresh clone, a fork's CI): get the data (`make data`) and `dvc repro train`. Every
    stage output is a function of its declared inputs, so this gives the recorded hash; the result is checked,
    and a difference stops with one line naming both hashes and the first stage whose outputs differ.
-Retraining's champion (`pipeline.retrain`) goes through the same `verify_reproduced`.
+Retraining's champion (`ops.retrain`) goes through the same `verify_reproduced`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.errors import PipelineError, cli_entrypoint
+from mlcore.errors import PipelineError, cli_entrypoint
 
 MODEL_STAGE = "train"
 MODEL_OUT = "model"
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = args.root.resolve()
     print(f"model: {get_tracked_model(root, args.rev)}")
-    from pipeline.artifact import load_metadata
+    from mlcore.artifact import load_metadata
 
     print(f"model version: {load_metadata(root / MODEL_OUT)['model_version']}")
     return 0

@@ -3,9 +3,9 @@
 `make monitor` (this module's CLI) reads predictions and feedback labels (`PREDICTION_LOG_URL`, any SQLAlchemy
 URL; tables as docs/contracts.md) over a time window, for the model version in `model/`, and computes:
 - traffic: predictions, rows it could not read, labelled share (label coverage) and label delay;
-- live performance on the labelled predictions, with the same metrics as `evaluate` (pipeline.metrics);
+- live performance on the labelled predictions, with the same metrics as `evaluate` (mlcore.metrics);
 - drift of every feature and of the predicted probability against the training reference in
-  model/metadata.json (pipeline.drift: PSI + KS / chi-square).
+  model/metadata.json (ops.drift: PSI + KS / chi-square).
 
 The verdict (monitoring/verdict.json, exit status):
 - `healthy` (exit 0): enough data, nothing breached;
@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.artifact import load_metadata
+from mlcore.artifact import load_metadata
+from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import atomic_write, write_json
+from mlcore.metrics import HIGHER_IS_BETTER, classification_metrics
+from ops.drift import DriftResult, feature_drift, prediction_drift
 from pipeline.config import load_params
-from pipeline.drift import DriftResult, feature_drift, prediction_drift
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.io import atomic_write, write_json
-from pipeline.metrics import HIGHER_IS_BETTER, classification_metrics
 
 EXIT_HEALTHY = 0
 EXIT_BREACH = 3
@@ -652,7 +652,7 @@ def preflight() -> bool:
 
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.monitor", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.monitor", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument(
         "--model", type=Path, help="the served model's directory (default: monitor.model_dir)"

@@ -1,7 +1,7 @@
 """Build the serving container image, and test it for real: build, run on a loopback port, probe, stop.
 
-`python -m pipeline.image build` (`make image`) builds the Dockerfile with podman (or docker) and labels the
-image with the git revision and the model version. `python -m pipeline.image test` (`make image-test`) builds
+`python -m ops.deliver.image build` (`make image`) builds the Dockerfile with podman (or docker) and labels the
+image with the git revision and the model version. `python -m ops.deliver.image test` (`make image-test`) builds
 the same Dockerfile with podman and checks what Kubernetes and the deploy workflow rely on: /health, /ready,
 a valid and an invalid /predict, a non-root process, a healthy HEALTHCHECK and a clean exit on SIGTERM.
 
@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,14 +24,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.smoke import Check, check_service, wait_until_ready
+from mlcore.errors import PipelineError, cli_entrypoint
+from ops.deliver.smoke import Check, check_service, free_port, wait_until_ready
 
 BASE_IMAGE = "docker.io/library/python:3.11-slim"
 DEFAULT_TAG = "localhost/churn-api:dev"
 CONTAINER_PORT = 8000
 # What the runtime image needs from the repository (the Dockerfile copies exactly these).
-CONTEXT_PATHS = ("Dockerfile", ".dockerignore", "requirements/serve.txt", "app", "src/pipeline")
+CONTEXT_PATHS = ("Dockerfile", ".dockerignore", "requirements/serve.txt", "app", "src/mlcore")
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 
@@ -47,7 +46,7 @@ def cache_dir() -> Path:
 def containers_conf_text(nofile: int, nproc: int) -> str:
     """podman engine settings: runc (crun fails on some cgroup layouts) and ulimits the host can grant."""
     return (
-        "# Written by `python -m pipeline.image test`; podman reads it through CONTAINERS_CONF.\n"
+        "# Written by `python -m ops.deliver.image test`; podman reads it through CONTAINERS_CONF.\n"
         "[containers]\n"
         f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
         "\n[engine]\n"
@@ -157,7 +156,7 @@ def git_revision(repo: Path) -> str:
 
 
 def model_version(model_dir: Path) -> str:
-    from pipeline.artifact import load_metadata
+    from mlcore.artifact import load_metadata
 
     return str(load_metadata(model_dir)["model_version"])
 
@@ -213,12 +212,6 @@ def image_labels(engine: Engine, tag: str) -> dict[str, str]:
 
 
 # --- run and check --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -368,7 +361,7 @@ def run_image_test(
 
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.image", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.deliver.image", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the image from the repository root (with its model/)")
     t = sub.add_parser("test", help="build with podman, run on a loopback port and check it")

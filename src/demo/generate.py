@@ -19,7 +19,7 @@ Two knobs simulate change:
 Every month is seeded from (seed, year, month) alone, and the knobs transform the same random draws, so
 appending a month never changes earlier months; drifted months differ from undrifted ones only by the drift.
 
-CLI: `python -m pipeline.generate --params params.yaml` writes every month of params.yaml `data`;
+CLI: `python -m demo.generate --params params.yaml` writes every month of params.yaml `data`;
 `--append-month 2026-01 --rows 2000 --concept-drift 1` writes one more month (the "next month's data").
 """
 
@@ -36,9 +36,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import atomic_write
 from pipeline.config import DataParams, load_params
-from pipeline.errors import PipelineError, cli_entrypoint
-from pipeline.io import atomic_write
 
 EVENTS_SUBDIR = "events"
 
@@ -316,7 +316,7 @@ def generate_dataset(params: DataParams, out_dir: str | Path, progress=None) -> 
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.generate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m demo.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", help="data directory (default: params.yaml data.dir)")
     parser.add_argument("--append-month", metavar="YYYY-MM", help="write only this month")

@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
+from mlcore.errors import PipelineError
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
@@ -75,7 +75,7 @@ def save_model(estimator: Any, metadata: dict[str, Any], model_dir: str | Path) 
     """
     import skops.io as sio
 
-    from pipeline.io import write_bytes, write_json
+    from mlcore.io import write_bytes, write_json
 
     data = dumps_deterministic(estimator)
     digest = sha256_bytes(data)

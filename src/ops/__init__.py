@@ -1,0 +1,1 @@
+"""Jobs that run around the pipeline (CI, cron, operators): report, retrain, monitor, deliver, lineage."""
