@@ -7,7 +7,7 @@ A missing or mistyped key fails here with one line naming the key, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -146,10 +146,18 @@ class EvaluateParams(_Section):
     gate: dict[str, float]
 
 
-class Params(BaseModel):
-    """The whole of params.yaml. Sections added by later features are kept as plain dicts in `extra`."""
+FEATURE_SECTIONS = ("report", "promotion", "monitor")
+SectionT = TypeVar("SectionT", bound=BaseModel)
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+
+class Params(BaseModel):
+    """The whole of params.yaml: the stage sections typed here, a misspelt top-level key an error.
+
+    The lifecycle features around the pipeline (src/ops/<feature>) own and type their sections themselves
+    (`Params.section(name, Model)`), so deleting a feature's folder leaves nothing behind to edit here.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     data: DataParams
     warehouse: WarehouseParams
@@ -160,17 +168,38 @@ class Params(BaseModel):
     tune: TuneParams
     train: TrainParams
     evaluate: EvaluateParams
+    # feature sections (src/ops/report, src/ops/retrain, src/ops/monitor), typed by their feature
+    report: dict[str, Any] | None = None
+    promotion: dict[str, Any] | None = None
+    monitor: dict[str, Any] | None = None
 
     @property
     def schema(self) -> SchemaParams:
         return self.schema_
 
-    def section(self, name: str) -> dict[str, Any]:
-        """A section that has no typed model (yet), as a dict; a missing one is a clear error."""
-        extra = self.model_extra or {}
-        if name not in extra:
-            raise PipelineError(f"params.yaml: missing section '{name}'")
-        return extra[name]
+    def section(self, name: str, model: type[SectionT], source: str = DEFAULT_PARAMS) -> SectionT:
+        """A feature's section, validated by the feature's own model; missing or invalid: one clear error."""
+        raw = getattr(self, name, None) if name in FEATURE_SECTIONS else None
+        if raw is None:
+            raise PipelineError(f"{source}: missing section '{name}'")
+        return parse_section(raw, model, f"{source}: {name}")
+
+
+def validation_message(exc: ValidationError, where: str) -> str:
+    """A pydantic error as one line: `<where>.<key>: <message> (and N more)`, the project's error style."""
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    sep = "" if not key else ("." if not where.endswith(": ") else "")
+    return f"{where}{sep}{key}: {first['msg']}{more}"
+
+
+def parse_section(raw: Any, model: type[SectionT], where: str) -> SectionT:
+    """Validate one section (`where` names it in errors, e.g. "params.yaml: monitor")."""
+    try:
+        return model.model_validate(raw if raw is not None else {})
+    except ValidationError as exc:
+        raise PipelineError(validation_message(exc, where)) from exc
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
@@ -190,7 +219,4 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise PipelineError(f"{source}: {key}: {first['msg']}{more}") from exc
+        raise PipelineError(validation_message(exc, f"{source}: ")) from exc

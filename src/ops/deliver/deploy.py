@@ -29,6 +29,7 @@ from typing import Any
 
 from mlcore.errors import PipelineError, cli_entrypoint
 from ops.deliver.smoke import check_service, free_port, wait_until_ready
+from ops.github import set_outputs
 
 OVERLAYS = Path("deploy/k8s/overlays")
 DEPLOYMENT = "churn-api"
@@ -215,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "preflight":
         enabled = preflight(os.environ.get("KUBECONFIG_CONTENT", ""), args.kubeconfig_out, args.env)
-        if os.environ.get("GITHUB_OUTPUT"):
-            with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as out:
-                out.write(f"enabled={str(enabled).lower()}\n")
+        set_outputs({"enabled": enabled})
         return 0
     if args.command == "render":
         sys.stdout.write(to_yaml(set_image(render(args.env, args.overlays), args.image)))
