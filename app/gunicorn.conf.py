@@ -8,7 +8,7 @@
     GRACEFUL_TIMEOUT  seconds a stopping worker may take to finish in-flight requests (default 30)
     TIMEOUT           seconds before a silent worker is killed and replaced (default 30)
     WORKER_CLASS      gunicorn worker type (default sync: one request per connection, no keep-alive;
-                      gthread keeps connections alive, see README on how they spread over the workers)
+                      gthread keeps connections alive, see docs/serving.md on how they spread over the workers)
     KEEPALIVE         gthread: seconds an idle keep-alive connection is kept (default 5)
     WORKER_CONNECTIONS  gthread: connections one worker holds at most (default 1000)
     PRELOAD           1 (default) = the master loads and verifies the model once, then forks the workers;
@@ -35,7 +35,7 @@ bind = os.environ.get("BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 threads = int(os.environ.get("THREADS", "1"))
 # sync: every connection is accepted by whichever worker is free, so load always spreads over the workers (with
-# gthread's keep-alive one worker could hold most connections: see README "The inference service")
+# gthread's keep-alive one worker could hold most connections: see docs/serving.md, "Worker type")
 worker_class = os.environ.get("WORKER_CLASS", "sync")
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
 timeout = int(os.environ.get("TIMEOUT", "30"))

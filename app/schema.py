@@ -1,6 +1,6 @@
 """Request validation derived from the feature schema saved with the model (metadata.json `features`).
 
-One policy for every record, documented in the README and the OpenAPI spec:
+One policy for every record, documented in docs/serving.md and the OpenAPI spec:
 - every feature is required, except nullable ones, which may be omitted or null (both mean "missing");
 - `int` features take JSON integers (or numbers with no fractional part), `float` features take any finite number,
   `category` features take one of the allowed strings; booleans are not numbers;

@@ -1,4 +1,4 @@
-# Scaling out: distributed tuning workers and the benchmarks (README "Scaling out", docs/benchmarks.md).
+# Scaling out: distributed tuning workers and the benchmarks (docs/scaling.md, docs/benchmarks.md).
 .PHONY: tune-worker bench bench-pipeline bench-prepare bench-tune
 
 TUNE_WORKER_INDEX ?=

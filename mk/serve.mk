@@ -1,4 +1,4 @@
-# The inference service (app/). See README "The inference service".
+# The inference service (app/). See docs/serving.md.
 PORT ?= 8000
 
 .PHONY: serve bench-serve

@@ -243,7 +243,7 @@ def test_a_fresh_clone_reproduces_the_champion_and_verifies_it(repo: Path, tmp_p
     clone = fresh_clone(repo, tmp_path)
     recorded = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]["train"]["outs"][0]["md5"]
 
-    decision, _ = retrain(clone)  # `make retrain`, as the README has it
+    decision, _ = retrain(clone)  # `make retrain`, as docs/retraining.md has it
 
     assert decision["decision"] == "skip"  # the champion's own data, recognised after reproducing it
     assert decision["champion"]["source"] == (

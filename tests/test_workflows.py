@@ -1,7 +1,7 @@
 """Every GitHub workflow in .github/workflows passes the checkers and the project's security rules.
 
-The rules (README: "CI and pull-request reports"): top-level `permissions` grant nothing that writes; every
-action is pinned to a full commit SHA with a version comment; checkout never persists credentials; every job
+The rules (docs/ci-and-reports.md, "Security settings of every workflow"): top-level `permissions` grant
+nothing that writes; every action is pinned to a full commit SHA with a version comment; checkout never persists credentials; every job
 has a timeout and its own permissions; `${{ }}` values never appear inside a `run:` script
 (they reach it through `env:`); no `pull_request_target`; workflows that run on pull requests
 cancel superseded runs.
