@@ -74,6 +74,8 @@ def test_failed_gate_fails_the_stage_and_says_which_rule(trained, tmp_path, caps
     params.write_text(yaml.safe_dump(raw))
     assert _evaluate(trained, params) == 2
     err = capsys.readouterr().err
-    assert "quality gate failed" in err and "roc_auc" in err and "roc_auc >= 0.999" in err
+    assert (
+        "quality gate failed" in err and "roc_auc" in err and "< floor 0.999 (evaluate.gate.roc_auc)" in err
+    )
     gate = json.loads((trained / "gate.json").read_text())
     assert gate["passed"] is False and gate["failed"] == ["roc_auc"]

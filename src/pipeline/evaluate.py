@@ -19,7 +19,8 @@ from sklearn.inspection import permutation_importance
 from mlcore.artifact import load_model
 from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.io import atomic_write, write_json
-from mlcore.metrics import HIGHER_IS_BETTER, classification_metrics
+from mlcore.metrics import classification_metrics
+from mlcore.rules import floors, known_metrics, verdict
 from pipeline.config import Params, load_params
 from pipeline.modeling import features_frame, limit_threads
 
@@ -73,26 +74,10 @@ def feature_importance(model, x: pd.DataFrame, y: np.ndarray, repeats: int, seed
     ]
 
 
-def apply_gate(metrics: dict[str, float], floors: dict[str, float]) -> dict[str, Any]:
-    rules = []
-    for name, floor in floors.items():
-        if name not in metrics:
-            raise PipelineError(
-                f"params.yaml: evaluate.gate.{name}: unknown metric (one of {sorted(metrics)})"
-            )
-        value = metrics[name]
-        ok = bool(value >= floor) if HIGHER_IS_BETTER[name] else bool(value <= floor)
-        rules.append(
-            {
-                "metric": name,
-                "floor": floor,
-                "value": value,
-                "passed": ok,
-                "rule": f"{name} {'>=' if HIGHER_IS_BETTER[name] else '<='} {floor}",
-            }
-        )
-    failed = [r["metric"] for r in rules if not r["passed"]]
-    return {"passed": not failed, "rules": rules, "failed": failed}
+def apply_gate(metrics: dict[str, float], gate: dict[str, float]) -> dict[str, Any]:
+    """params.yaml evaluate.gate's floors on the test metrics (mlcore.rules); what metrics/gate.json holds."""
+    known_metrics(gate, "params.yaml: evaluate.gate")
+    return verdict(floors(metrics, gate, "evaluate.gate")).to_dict()
 
 
 def plot_images(data: dict[str, list[dict]], importance: list[dict], out: Path) -> None:
@@ -192,9 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     gate = result["gate"]
     if not gate["passed"]:
-        broken = "; ".join(
-            f"{r['metric']} = {r['value']:.4f} breaks {r['rule']}" for r in gate["rules"] if not r["passed"]
-        )
+        broken = "; ".join(f"{c['detail']} ({c['param']})" for c in gate["checks"] if not c["passed"])
         raise PipelineError(f"quality gate failed (params.yaml evaluate.gate): {broken}")
     print("evaluate: quality gate passed")
     return 0

@@ -38,7 +38,7 @@ def render_summary(root: Path) -> str:
         lines.append("test      " + "  ".join(f"{k} {metrics[k]:.4f}" for k in shown if k in metrics))
     if gate:
         verdict = "PASSED" if gate["passed"] else "FAILED: " + ", ".join(gate["failed"])
-        rules = ", ".join(r["rule"] for r in gate["rules"])
+        rules = ", ".join(c["rule"] for c in gate["checks"])
         lines.append(f"gate      {verdict} ({rules})")
     if not (metrics or gate):
         lines.append("no metrics yet: run `make run`")
