@@ -26,6 +26,8 @@ import numpy as np
 
 from app.fastpath import CompiledPipeline, Unsupported, columns_of, compile_pipeline
 from app.schema import Feature, RecordError, RecordValidator, parse_features
+from mlcore.artifact import load_model
+from mlcore.errors import PipelineError
 
 log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-9
@@ -77,9 +79,6 @@ def not_ready(reason: str, metadata: dict[str, Any] | None = None) -> ModelServi
 
 def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelService:
     import sklearn
-
-    from mlcore.artifact import load_model
-    from mlcore.errors import PipelineError
 
     try:
         estimator, metadata = load_model(model_dir)

@@ -1,5 +1,5 @@
 # Deployment: the container image, its end-to-end test, Kubernetes overlays and the smoke test.
-# Logic lives in src/pipeline/{image,deploy,smoke}.py (tested by tests/test_{image,k8s,deploy,smoke}.py).
+# Logic lives in src/ops/deliver/{image,deploy,smoke}.py and tools/image_test.py (tested by tests/test_{image,k8s,deploy,smoke}.py).
 .PHONY: image image-test image-model smoke manifests deploy rollback
 
 IMAGE ?= localhost/churn-api:dev
@@ -16,7 +16,7 @@ ifeq ($(IMAGE_TEST_MODEL),model)
 	@test -f model/metadata.json || { echo "no model in model/: running the pipeline first (make repro)"; \
 		$(MAKE) repro; }
 endif
-	$(BIN)/python -m ops.deliver.image test --tag $(IMAGE) --model $(IMAGE_TEST_MODEL)
+	$(BIN)/python tools/image_test.py --tag $(IMAGE) --model $(IMAGE_TEST_MODEL)
 
 image-model: model-from-lock ## Put the model dvc.lock records in model/ (pulled, or reproduced and verified)
 

@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from demo.generate import generate_dataset
+from demo.generate import demo_params, generate_dataset
 from mlcore.errors import PipelineError
-from pipeline.config import load_params
 from pipeline.data import dir_md5, ensure_data, main
 from tests.conftest import REPO_ROOT
 
@@ -19,7 +18,7 @@ def _recorded_md5(dvc_file: Path) -> str:
 
 def test_regenerating_with_params_yaml_reproduces_the_hash_in_data_dvc(tmp_path):
     # The promise every fork relies on: with no remote, the generator recreates exactly the tracked data.
-    generate_dataset(load_params(REPO_ROOT / "params.yaml").data, tmp_path)
+    generate_dataset(demo_params(REPO_ROOT / "params.yaml"), tmp_path)
     assert dir_md5(tmp_path) == _recorded_md5(REPO_ROOT / "data.dvc")
 
 
@@ -35,7 +34,7 @@ def template_repo(tmp_path_factory):
     raw["data"].update(months=2, rows_per_month=60)
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     _dvc(root, "init", "--no-scm", "-q")
-    generate_dataset(load_params(root / "params.yaml").data, root / "data")
+    generate_dataset(demo_params(root / "params.yaml"), root / "data")
     _dvc(root, "add", "-q", "data")
     shutil.rmtree(root / ".dvc" / "cache")  # as on a fresh clone: only data.dvc
     shutil.rmtree(root / "data")
@@ -112,6 +111,32 @@ def test_pulls_from_a_reachable_remote_and_falls_back_when_it_is_not(repo, tmp_p
     messages = []
     assert ensure_data(repo, progress=messages.append) == "regenerate"
     assert any("remote 'store'" in m and "regenerating instead" in m for m in messages)
+
+
+def _set_data_section(root: Path, section: dict | None) -> None:
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    if section is None:
+        raw.pop("data")
+    else:
+        raw["data"].update(section)
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+
+
+def test_without_the_demo_section_and_no_remote_data_is_an_error_naming_the_ways_to_get_it(repo):
+    _set_data_section(repo, None)  # a fork that deleted src/demo and params.yaml `data`
+    with pytest.raises(PipelineError, match=r"no DVC remote provided it.*`dvc remote add -d") as err:
+        ensure_data(repo, progress=lambda _: None)
+    assert "data.regenerate" in str(err.value)
+    assert not (repo / "data").exists() and not list(repo.glob(".data-regenerate-*"))
+
+
+def test_a_failing_regenerate_command_is_one_error_with_its_last_line(repo):
+    _set_data_section(repo, {"regenerate": "python -c 'import sys; sys.exit(\"no warehouse export today\")'"})
+    with pytest.raises(
+        PipelineError, match=r"data.regenerate failed with exit status 1: no warehouse export"
+    ):
+        ensure_data(repo, progress=lambda _: None)
+    assert not (repo / "data").exists() and not list(repo.glob(".data-regenerate-*"))
 
 
 def test_missing_data_dvc_is_a_clear_error(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 
 from demo.generate import (
     ARROW_SCHEMA,
+    demo_params,
     generate_dataset,
     generate_month,
     main,
@@ -133,7 +134,7 @@ def test_model_trained_before_concept_drift_degrades_after_it_and_retraining_rec
 
 
 def test_appending_a_month_leaves_earlier_months_byte_identical(tmp_path):
-    params = load_params(REPO_ROOT / "params.yaml").data
+    params = demo_params(REPO_ROOT / "params.yaml")
     params = params.model_copy(update={"months": 2, "rows_per_month": 100})
     first = generate_dataset(params, tmp_path / "two")
     longer = generate_dataset(params.model_copy(update={"months": 3}), tmp_path / "three")
@@ -163,7 +164,7 @@ def test_cli_writes_all_months_then_appends_a_drifted_month(tmp_path):
     assert main(args) == 0
     appended = pd.read_parquet(events / "2024-03.parquet")
     assert len(appended) == 80
-    expected = generate_month("2024-03", 80, load_params(params).data.seed, 0.0, 1.0)
+    expected = generate_month("2024-03", 80, demo_params(params).seed, 0.0, 1.0)
     pd.testing.assert_frame_equal(appended, expected)
     assert {p.name: p.read_bytes() for p in events.iterdir() if p.name in before} == before
 

@@ -11,6 +11,7 @@ import pytest
 
 from ops.deliver import image
 from tests.conftest import REPO_ROOT
+from tools import image_test
 
 CHECKS = {
     "image labels record the revision and model version",
@@ -31,7 +32,7 @@ CHECKS = {
 @pytest.mark.timeout(900)
 def test_the_image_builds_runs_and_passes_every_check(model_dir: Path):
     metadata = json.loads((model_dir / "metadata.json").read_text())
-    result = image.run_image_test(REPO_ROOT, model_dir, tag="localhost/churn-api:pytest")
+    result = image_test.run_image_test(REPO_ROOT, model_dir, tag="localhost/churn-api:pytest")
     print(result.report())
     assert result.passed, result.report()
     assert {c.name for c in result.checks} == CHECKS
@@ -86,13 +87,13 @@ def test_dockerignore_keeps_data_caches_and_the_venv_out():
 
 
 def test_containers_conf_uses_runc_and_the_hosts_limits():
-    text = image.containers_conf_text(nofile=20000, nproc=32768)
+    text = image_test.containers_conf_text(nofile=20000, nproc=32768)
     assert 'runtime = "runc"' in text
     assert 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' in text
 
 
 def test_the_cli_names_the_missing_model(tmp_path: Path, capsys):
-    assert image.main(["test", "--model", str(tmp_path / "nothing")]) == 2
+    assert image_test.main(["--model", str(tmp_path / "nothing")]) == 2
     assert f"{tmp_path / 'nothing'}/metadata.json: no model (run `make run`" in capsys.readouterr().err
 
 

@@ -35,10 +35,33 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import Field
 
 from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.io import atomic_write
-from pipeline.config import DataParams, load_params
+from pipeline.config import Section, load_params, parse_section
+
+
+class DemoDataParams(Section):
+    """params.yaml `data` as the demo generator reads it (`regenerate` is `make data`'s, pipeline.data)."""
+
+    regenerate: str = ""
+    dir: str = "data"
+    seed: int
+    start_month: str = Field(pattern=r"^\d{4}-\d{2}$")
+    months: int = Field(gt=0)
+    rows_per_month: int = Field(gt=0)
+    covariate_drift: float = Field(ge=0)
+    concept_drift: float = Field(ge=0)
+
+
+def demo_params(params_path: str | Path) -> DemoDataParams:
+    """The `data` section of params.yaml, checked as the generator needs it."""
+    section = load_params(params_path).data
+    if section is None:
+        raise PipelineError(f"{params_path}: missing section 'data' (the demo generator's settings)")
+    return parse_section(section.model_dump(), DemoDataParams, f"{params_path}: data")
+
 
 EVENTS_SUBDIR = "events"
 
@@ -301,7 +324,7 @@ def month_path(events_dir: str | Path, month: str) -> Path:
     return Path(events_dir) / f"{month}.parquet"
 
 
-def generate_dataset(params: DataParams, out_dir: str | Path, progress=None) -> list[Path]:
+def generate_dataset(params: DemoDataParams, out_dir: str | Path, progress=None) -> list[Path]:
     """Write every month of params.yaml `data` to out_dir/events/YYYY-MM.parquet; returns the paths."""
     events_dir = Path(out_dir) / EVENTS_SUBDIR
     paths = []
@@ -329,7 +352,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    data = load_params(args.params).data
+    data = demo_params(args.params)
     out_dir = Path(args.out) if args.out else Path(args.params).resolve().parent / data.dir
 
     def progress(message: str) -> None:

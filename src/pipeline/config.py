@@ -17,36 +17,40 @@ from mlcore.errors import PipelineError
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
     # Unknown keys are errors: a typo in params.yaml must not be silently ignored.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataParams(_Section):
-    dir: str = "data"
-    seed: int
-    start_month: str = Field(pattern=r"^\d{4}-\d{2}$")
-    months: int = Field(gt=0)
-    rows_per_month: int = Field(gt=0)
-    covariate_drift: float = Field(ge=0)
-    concept_drift: float = Field(ge=0)
+class DataParams(BaseModel):
+    """params.yaml `data`: how `make data` rebuilds data/ when neither the DVC cache nor a remote has it.
+
+    `regenerate` is a command, run without a shell in the repository root (`{out}` = the directory to write,
+    a leading `python` = this interpreter); what it writes must hash to data.dvc's md5. The other keys are
+    that command's settings (the demo generator, src/demo, types its own). No section: data comes only
+    from the DVC cache or a remote.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    regenerate: str = ""
 
 
-class WarehouseParams(_Section):
+class WarehouseParams(Section):
     table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     files: str
     # DuckDB only: above this its sorts and joins spill to a temporary directory instead of growing in memory.
     duckdb_memory_limit: str = Field(default="512MB", pattern=r"^\d+(\.\d+)?\s*([KMGT]i?B)$")
 
 
-class ExtractParams(_Section):
+class ExtractParams(Section):
     query: str
     cutoff: str = "latest"
     window_days: int = Field(gt=0)
     chunk_rows: int = Field(gt=0)
 
 
-class FeatureSpec(_Section):
+class FeatureSpec(Section):
     type: Literal["int", "float", "category"]
     min: float | None = None
     max: float | None = None
@@ -64,7 +68,7 @@ class FeatureSpec(_Section):
         return self
 
 
-class SchemaParams(_Section):
+class SchemaParams(Section):
     id_column: str
     time_column: str
     label: str
@@ -85,12 +89,12 @@ class SchemaParams(_Section):
         return list(self.features)
 
 
-class PrepareParams(_Section):
+class PrepareParams(Section):
     valid_days: int = Field(gt=0)
     test_days: int = Field(gt=0)
 
 
-class ModelParams(_Section):
+class ModelParams(Section):
     type: Literal["hist_gradient_boosting", "logistic_regression"]
     seed: int
     class_weight: Literal["balanced", "none"] = "balanced"
@@ -98,7 +102,7 @@ class ModelParams(_Section):
     defaults: dict[str, float | int]
 
 
-class SearchDimension(_Section):
+class SearchDimension(Section):
     type: Literal["float", "int", "categorical"]
     low: float | None = None
     high: float | None = None
@@ -116,13 +120,13 @@ class SearchDimension(_Section):
         return self
 
 
-class PrunerParams(_Section):
+class PrunerParams(Section):
     n_startup_trials: int = Field(ge=0)
     n_warmup_steps: int = Field(ge=0)
     n_steps: int = Field(ge=1)
 
 
-class TuneParams(_Section):
+class TuneParams(Section):
     n_trials: int = Field(ge=0)
     timeout_s: float = Field(gt=0)
     seed: int
@@ -133,12 +137,12 @@ class TuneParams(_Section):
     search_space: dict[str, SearchDimension]
 
 
-class TrainParams(_Section):
+class TrainParams(Section):
     fit_on: Literal["train", "train_valid"]
     reference_sample: int = Field(gt=0)
 
 
-class EvaluateParams(_Section):
+class EvaluateParams(Section):
     threshold: float = Field(gt=0, lt=1)
     calibration_bins: int = Field(ge=2)
     importance_repeats: int = Field(ge=1)
@@ -159,7 +163,7 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data: DataParams
+    data: DataParams | None = None
     warehouse: WarehouseParams
     extract: ExtractParams
     schema_: SchemaParams = Field(alias="schema")

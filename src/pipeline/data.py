@@ -3,8 +3,9 @@
 1. data/ already matches data.dvc: nothing to do (its files are saved to the DVC cache if they are not yet).
 2. The recorded version is in the local DVC cache: `dvc checkout`.
 3. A default DVC remote is configured: `dvc pull`; if it cannot be reached (or lacks the data), go on.
-4. Regenerate the demo data with `demo.generate` and params.yaml `data`, verify that its DVC hash equals
-   the md5 in data.dvc, then move it into place and save it to the cache (data.dvc stays byte-identical).
+4. Regenerate: run params.yaml `data.regenerate` (the demo's is `python -m demo.generate`), verify that what it
+   wrote hashes to the md5 in data.dvc, then move it into place and save it to the cache (data.dvc stays
+   byte-identical). Without that command (your own data) this step is an error saying where data can come from.
 
 A data/ that differs from data.dvc and is not saved in the cache is never overwritten: that is someone's
 unrecorded change, and the error says how to record (`dvc add data`) or discard (`dvc checkout --force`) it.
@@ -14,13 +15,14 @@ Regenerated data that does not match data.dvc is an error naming both hashes.
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from demo.generate import generate_dataset
 from mlcore.errors import PipelineError, cli_entrypoint
 from pipeline.config import load_params
 
@@ -107,7 +109,7 @@ def ensure_data(
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 progress(f"data: remote '{remote}' not usable ({reason}); regenerating instead")
         else:
-            progress("data: no DVC remote configured; regenerating the demo data")
+            progress("data: no DVC remote configured; regenerating with params.yaml data.regenerate")
 
         _regenerate(root / params_path, data_dir, expected.value, progress)
         repo.commit(str(dvc_file), force=True)
@@ -115,19 +117,49 @@ def ensure_data(
         return "regenerate"
 
 
+def regenerate_command(params_path: Path, out: Path) -> list[str]:
+    """params.yaml `data.regenerate` as argv for `out`; an error naming the ways to get data when there is none."""
+    section = load_params(params_path).data
+    command = section.regenerate.strip() if section else ""
+    if not command:
+        raise PipelineError(
+            "data/: not in the DVC cache and no DVC remote provided it, and params.yaml has no "
+            "data.regenerate command: configure a remote (`dvc remote add -d <name> <url>`, see docs/data.md) "
+            "and `dvc push` from a machine that has the data, or set data.regenerate to a command that "
+            "rebuilds it"
+        )
+    try:
+        argv = [part.replace("{out}", str(out)) for part in shlex.split(command)]
+    except ValueError as exc:
+        raise PipelineError(f"{params_path}: data.regenerate: cannot split '{command}' ({exc})") from exc
+    return [sys.executable, *argv[1:]] if argv[0] in ("python", "python3") else argv
+
+
 def _regenerate(params_path: Path, data_dir: Path, expected_md5: str, progress: Progress) -> None:
-    """Generate into a scratch directory beside data/, verify its hash, then swap it in."""
-    params = load_params(params_path).data
+    """Run data.regenerate into a scratch directory beside data/, verify its hash, then swap it in."""
     scratch = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}-regenerate-", dir=data_dir.parent))
     scratch.chmod(0o755)  # mkdtemp makes it owner-only; data/ should read like any checkout
     try:
-        generate_dataset(params, scratch, progress)
+        argv = regenerate_command(params_path, scratch)
+        progress(f"data: {shlex.join(argv)}")
+        try:
+            done = subprocess.run(argv, cwd=params_path.parent, capture_output=True, text=True)
+        except OSError as exc:
+            raise PipelineError(
+                f"{params_path}: data.regenerate: cannot run {argv[0]} ({exc.strerror})"
+            ) from exc
+        for line in (done.stderr + done.stdout).splitlines():
+            progress(line)
+        if done.returncode != 0:
+            last = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
+            raise PipelineError(f"data.regenerate failed with exit status {done.returncode}: {last}")
         got = dir_md5(scratch)
         if got != expected_md5:
             raise PipelineError(
                 f"regenerated {data_dir.name}/ does not match data.dvc: expected md5 {expected_md5}, "
                 f"got {got} (params.yaml `data` or the generator changed since data.dvc was recorded; "
-                f"if intended, run `python -m demo.generate && dvc add {data_dir.name}`)"
+                f"if intended, run the data.regenerate command with --out {data_dir.name} and "
+                f"`dvc add {data_dir.name}`)"
             )
         if data_dir.exists():
             shutil.rmtree(data_dir)
