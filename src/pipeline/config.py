@@ -95,7 +95,7 @@ class PrepareParams(Section):
 
 
 class ModelParams(Section):
-    type: Literal["hist_gradient_boosting", "logistic_regression"]
+    type: str  # a key of pipeline.modeling.MODEL_TYPES (checked there, where the types are registered)
     seed: int
     class_weight: Literal["balanced", "none"] = "balanced"
     threads: int = Field(ge=1)

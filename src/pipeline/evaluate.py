@@ -142,7 +142,7 @@ def run_evaluate(
     test = pd.read_parquet(prepared / "test.parquet")
     schema, ev = params.schema, params.evaluate
     x, y = features_frame(test, schema), test[schema.label].to_numpy().astype(int)
-    with limit_threads(params):
+    with limit_threads(params.model):
         proba = model.predict_proba(x)[:, 1]
         importance = feature_importance(model, x, y, ev.importance_repeats, ev.seed)
     metrics = classification_metrics(y, proba, ev.threshold)

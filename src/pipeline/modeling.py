@@ -1,12 +1,17 @@
 """The model: one scikit-learn Pipeline (preprocessing + estimator) built from params.yaml.
 
-Swap in your own model here: `build_pipeline` is the only place that names an estimator. It must return an
-estimator with `fit(X, y)` and `predict_proba(X)` on a DataFrame of the schema's feature columns.
+Swap in your own model here: `MODEL_TYPES` registers each `model.type` params.yaml may name, with the function
+that builds it and the hyperparameters it takes; nothing else names an estimator. A builder returns an
+estimator with `fit(X, y)` and `predict_proba(X)` on a DataFrame of the schema's feature columns. Then set
+params.yaml `model` (type, defaults) and `tune.search_space`. A library other than scikit-learn also needs its
+types trusted by the artifact (mlcore.artifact) and its package in requirements/serve.in and pipeline.in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,28 +23,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from mlcore.errors import PipelineError
 from pipeline.config import ModelParams, SchemaParams
 
-# Hyperparameters each model type accepts (everything else in a params dict is ignored for that type).
-HYPERPARAMETERS = {
-    "hist_gradient_boosting": (
-        "learning_rate",
-        "max_iter",
-        "max_leaf_nodes",
-        "min_samples_leaf",
-        "l2_regularization",
-    ),
-    "logistic_regression": ("C",),
-}
-INT_HYPERPARAMETERS = {"max_iter", "max_leaf_nodes", "min_samples_leaf"}
 
-
-def limit_threads(params) -> AbstractContextManager:
+def limit_threads(model: ModelParams) -> AbstractContextManager:
     """Cap OpenMP/BLAS threads at params.yaml `model.threads`: on a busy or small machine one thread per fit is
     several times faster than oversubscribed cores (measured 4x on 2 shared cores)."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=params.model.threads)
+    return threadpool_limits(limits=model.threads)
 
 
 def features_frame(df: pd.DataFrame, schema: SchemaParams) -> pd.DataFrame:
@@ -57,66 +50,111 @@ def features_frame(df: pd.DataFrame, schema: SchemaParams) -> pd.DataFrame:
 def select_hyperparameters(model: ModelParams, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Defaults from params.yaml `model.defaults`, overridden by tuned values, for this model type only."""
     merged = {**model.defaults, **(overrides or {})}
-    keys = HYPERPARAMETERS[model.type]
+    spec = model_type(model)
     return {
-        k: (int(merged[k]) if k in INT_HYPERPARAMETERS else float(merged[k])) for k in keys if k in merged
+        k: (int(merged[k]) if k in spec.integers else float(merged[k]))
+        for k in spec.hyperparameters
+        if k in merged
     }
 
 
 def build_pipeline(schema: SchemaParams, model: ModelParams, hyperparameters: dict[str, Any]) -> Pipeline:
+    """The registered builder of params.yaml `model.type`, with the selected hyperparameters."""
+    return model_type(model).build(schema, model, select_hyperparameters(model, hyperparameters))
+
+
+def _class_weight(model: ModelParams) -> str | None:
+    return None if model.class_weight == "none" else model.class_weight
+
+
+def hist_gradient_boosting(schema: SchemaParams, model: ModelParams, hp: dict[str, Any]) -> Pipeline:
     numeric, categorical = schema.numeric_features, schema.categorical_features
     categories = [list(schema.features[name].allowed or []) for name in categorical]
-    class_weight = None if model.class_weight == "none" else model.class_weight
-    hp = select_hyperparameters(model, hyperparameters)
-
-    if model.type == "hist_gradient_boosting":
-        # Categories are encoded with the fixed lists from the schema (stable across data), unknown -> missing.
-        preprocess = ColumnTransformer(
-            [
-                ("num", "passthrough", numeric),
-                (
-                    "cat",
-                    OrdinalEncoder(
-                        categories=categories,
-                        handle_unknown="use_encoded_value",
-                        unknown_value=np.nan,
-                        encoded_missing_value=np.nan,
-                    ),
-                    categorical,
+    # Categories are encoded with the fixed lists from the schema (stable across data), unknown -> missing.
+    preprocess = ColumnTransformer(
+        [
+            ("num", "passthrough", numeric),
+            (
+                "cat",
+                OrdinalEncoder(
+                    categories=categories,
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
                 ),
-            ],
-            verbose_feature_names_out=False,
-        )
-        is_categorical = [False] * len(numeric) + [True] * len(categorical)
-        estimator = HistGradientBoostingClassifier(
-            categorical_features=is_categorical,
-            early_stopping=False,
-            class_weight=class_weight,
-            random_state=model.seed,
-            **hp,
-        )
-    else:
-        preprocess = ColumnTransformer(
-            [
-                (
-                    "num",
-                    Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-                    numeric,
-                ),
-                (
-                    "cat",
-                    Pipeline(
-                        [
-                            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                            ("onehot", OneHotEncoder(categories=categories, handle_unknown="ignore")),
-                        ]
-                    ),
-                    categorical,
-                ),
-            ],
-            verbose_feature_names_out=False,
-        )
-        estimator = LogisticRegression(
-            class_weight=class_weight, random_state=model.seed, max_iter=2000, **hp
-        )
+                categorical,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+    is_categorical = [False] * len(numeric) + [True] * len(categorical)
+    estimator = HistGradientBoostingClassifier(
+        categorical_features=is_categorical,
+        early_stopping=False,
+        class_weight=_class_weight(model),
+        random_state=model.seed,
+        **hp,
+    )
     return Pipeline([("preprocess", preprocess), ("classifier", estimator)])
+
+
+def logistic_regression(schema: SchemaParams, model: ModelParams, hp: dict[str, Any]) -> Pipeline:
+    numeric, categorical = schema.numeric_features, schema.categorical_features
+    categories = [list(schema.features[name].allowed or []) for name in categorical]
+    preprocess = ColumnTransformer(
+        [
+            (
+                "num",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                numeric,
+            ),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                        ("onehot", OneHotEncoder(categories=categories, handle_unknown="ignore")),
+                    ]
+                ),
+                categorical,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+    estimator = LogisticRegression(
+        class_weight=_class_weight(model), random_state=model.seed, max_iter=2000, **hp
+    )
+    return Pipeline([("preprocess", preprocess), ("classifier", estimator)])
+
+
+@dataclass(frozen=True)
+class ModelType:
+    """One model type params.yaml `model.type` can name."""
+
+    build: Callable[[SchemaParams, ModelParams, dict[str, Any]], Pipeline]
+    hyperparameters: tuple[str, ...]  # what model.defaults / tuning may set (other keys are ignored)
+    integers: frozenset[str] = frozenset()
+    # The hyperparameter that counts boosting iterations, when the classifier can grow in steps (warm_start):
+    # tuning then reports each step to the pruner and stops weak trials early.
+    staged: str | None = None
+
+
+MODEL_TYPES: dict[str, ModelType] = {
+    "hist_gradient_boosting": ModelType(
+        hist_gradient_boosting,
+        ("learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf", "l2_regularization"),
+        frozenset({"max_iter", "max_leaf_nodes", "min_samples_leaf"}),
+        staged="max_iter",
+    ),
+    "logistic_regression": ModelType(logistic_regression, ("C",)),
+}
+
+
+def model_type(model: ModelParams) -> ModelType:
+    try:
+        return MODEL_TYPES[model.type]
+    except KeyError:
+        raise PipelineError(
+            f"params.yaml: model.type: unknown '{model.type}' (one of {sorted(MODEL_TYPES)}; "
+            "register yours in src/pipeline/modeling.py MODEL_TYPES)"
+        ) from None

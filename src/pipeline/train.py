@@ -104,7 +104,7 @@ def train_model(params: Params, splits: dict[str, pd.DataFrame], tuned: dict[str
     )
     fit_df = pd.concat(fit_frames, ignore_index=True)
     pipe = build_pipeline(schema, params.model, select_hyperparameters(params.model, tuned))
-    with limit_threads(params):
+    with limit_threads(params.model):
         pipe.fit(features_frame(fit_df, schema), fit_df[schema.label].to_numpy())
     # The test window is never fitted on; its metrics are recorded so a served model can say how good it is.
     test_proba = pipe.predict_proba(features_frame(splits["test"], schema))[:, 1]

@@ -33,7 +33,13 @@ from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.io import atomic_write, sha256_file, write_json
 from mlcore.metrics import HIGHER_IS_BETTER, score
 from pipeline.config import Params, SearchDimension, load_params
-from pipeline.modeling import build_pipeline, features_frame, limit_threads, select_hyperparameters
+from pipeline.modeling import (
+    build_pipeline,
+    features_frame,
+    limit_threads,
+    model_type,
+    select_hyperparameters,
+)
 
 STORAGE_ENV = "OPTUNA_STORAGE"
 OPEN_ATTEMPTS = 5
@@ -131,12 +137,13 @@ def make_objective(params: Params, train: pd.DataFrame, valid: pd.DataFrame):
         suggested = {name: suggest(trial, name, dim) for name, dim in params.tune.search_space.items()}
         hp = select_hyperparameters(model, suggested)
         pipe = build_pipeline(schema, model, hp)
-        if model.type == "hist_gradient_boosting" and n_steps > 1:
+        staged = model_type(model).staged
+        if staged and staged in hp and n_steps > 1:
             # Grow the same ensemble in steps (warm start) and let the pruner stop weak trials early.
             pipe.set_params(classifier__warm_start=True)
-            total = hp["max_iter"]
+            total = hp[staged]
             for step in range(1, n_steps + 1):
-                pipe.set_params(classifier__max_iter=max(1, math.ceil(total * step / n_steps)))
+                pipe.set_params(**{f"classifier__{staged}": max(1, math.ceil(total * step / n_steps))})
                 pipe.fit(x_train, y_train)
                 value = score(params.tune.metric, y_valid, pipe.predict_proba(x_valid)[:, 1])
                 trial.report(value, step)
@@ -224,7 +231,7 @@ def run_tune(
         f"tune: study {study.study_name}: {already} trial(s) already done, "
         f"running {params.tune.n_trials - already}"
     )
-    with limit_threads(params):
+    with limit_threads(params.model):
         finished = _optimize(study, params, train, valid)
     trials = counted_trials(study, params.tune.n_trials)
     if not finished:

@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     optuna.logging.set_verbosity(logging.WARNING)
     index = worker_index(args.worker_index)
-    with limit_threads(params):
+    with limit_threads(params.model):
         tally = run_worker(params, args.prepared, index, url)
     print(
         f"tune-worker {index}: study {tally['study_name']}: ran {len(tally['trials'])} trial(s) "
