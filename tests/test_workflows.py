@@ -185,6 +185,19 @@ def test_python_is_set_up_only_by_the_setup_action_right_after_checkout(path: Pa
             checked_out = checked_out or uses.startswith("actions/checkout@")
 
 
+def test_deploy_decides_the_environment_image_and_model_version_once() -> None:
+    """The target job computes them; the jobs after it read its outputs instead of repeating the expressions."""
+    workflow = load(WORKFLOW_DIR / "deploy.yaml")
+    target = yaml.safe_dump(workflow["jobs"]["target"])
+    others = yaml.safe_dump({k: v for k, v in workflow["jobs"].items() if k != "target"})
+    for expression in ("inputs.environment", "inputs.image", "inputs.model_version", "needs.image.outputs"):
+        assert expression in target
+        assert expression not in others, f"deploy.yaml: `{expression}` outside the target job"
+    assert set(workflow["jobs"]["target"]["outputs"]) == {"environment", "image", "model_version"}
+    for job in ("deploy", "record"):
+        assert "target" in workflow["jobs"][job]["needs"]
+
+
 # ------------------------------------------------ pr-comment.yaml: .github/scripts/pr-report.sh, run for real
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
