@@ -4,14 +4,15 @@ The security rules (README: "CI and pull-request reports"): top-level `permissio
 every action is pinned to a full commit SHA with a version comment (in the local actions too); checkout never
 persists credentials; every job has a timeout and its own permissions; `${{ }}` values never appear inside a
 `run:` script (they reach it through `env:`), in a workflow or a local action; no `pull_request_target`; workflows
-that run on pull requests cancel superseded runs. The layout rule: the Python set-up is the one local action,
-used right after checkout.
+that run on pull requests cancel superseded runs. The layout rules: the Python set-up is the one local action,
+used right after checkout; the DVC cache key covers every stage's code.
 
 The checkers themselves (actionlint, zizmor, the JSON schemas) run in `make lint`, not here.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -146,6 +147,26 @@ def test_python_is_set_up_only_by_the_setup_action_right_after_checkout(path: Pa
                 # a local action is read from the workspace: without a checkout before it, there is none
                 assert checked_out, f"{where}: `{uses}` before actions/checkout"
             checked_out = checked_out or uses.startswith("actions/checkout@")
+
+
+def dvc_cache_patterns(path: Path) -> list[str]:
+    [key] = [
+        str(step["with"]["key"])
+        for _, _, step in steps(load(path))
+        if str(step.get("uses", "")).startswith("actions/cache") and step["with"].get("path") == ".dvc/cache"
+    ]
+    [arguments] = re.findall(r"hashFiles\(([^)]*)\)", key)
+    return re.findall(r"'([^']+)'", arguments)
+
+
+@pytest.mark.parametrize("name", ["ci.yaml", "retrain.yaml"])
+def test_the_dvc_cache_key_covers_the_lock_the_params_and_every_stages_code(name: str) -> None:
+    patterns = dvc_cache_patterns(WORKFLOW_DIR / name)
+    assert {"dvc.lock", "data.dvc", "params.yaml", "src/pipeline/**", "src/mlcore/**"} <= set(patterns)
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    code = {dep for stage in stages.values() for dep in stage.get("deps", []) if str(dep).startswith("src/")}
+    uncovered = sorted(dep for dep in code if not any(fnmatch.fnmatch(dep, p) for p in patterns))
+    assert uncovered == [], f"{name}: the DVC cache key does not hash stage code {uncovered}"
 
 
 def test_deploy_decides_the_environment_image_and_model_version_once() -> None:
