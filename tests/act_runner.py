@@ -2,8 +2,9 @@
 
 `run_job(workflow, job, event_name, event, tmp_path)` copies the working tree to a throw-away git repository
 (`owner/repo`, with a local bare repository as its `origin`: every `https://github.com/` URL is rewritten to it),
-maps each action the job pins (`owner/repo@sha`, read from the workflow, so a re-pin moves with it) to its stand-in
-in tests/act/actions, puts the recording `gh`, `kubectl` and `cml` stand-ins on PATH and runs
+maps each action the job pins (`owner/repo@sha`, read from the workflow and from the local actions its steps use,
+such as .github/actions/setup, so a re-pin moves with it) to its stand-in in tests/act/actions, puts the recording
+`gh`, `kubectl` and `cml` stand-ins on PATH and runs
 
     act EVENT -e event.json -W .github/workflows/WORKFLOW -j JOB -P ubuntu-latest=-self-hosted ...
 
@@ -83,6 +84,26 @@ def needed_jobs(workflow: dict[str, Any], job: str) -> list[str]:
     return order
 
 
+def pinned_uses(steps: list[dict[str, Any]]) -> list[str]:
+    """The `uses:` of `steps` that name another repository's action, also inside the local actions they use.
+
+    A local action (`uses: ./.github/actions/setup`) runs from the job's workspace, the copy of this tree: act
+    resolves it itself, and the actions it pins need their stand-ins like the job's own.
+    """
+    found = []
+    for step in steps:
+        uses = step.get("uses")
+        if not uses:
+            continue
+        if uses.startswith("./"):
+            [metadata] = list((REPO_ROOT / uses).glob("action.y*ml"))
+            action = yaml.safe_load(metadata.read_text(encoding="utf-8"))
+            found += pinned_uses(action["runs"].get("steps", []))
+        else:
+            found.append(uses)
+    return found
+
+
 def action_mappings(workflow_file: str, job: str, skipped: tuple[str, ...] = ()) -> list[str]:
     """`--local-repository owner/repo@sha=DIR` for each action the jobs pin; fails on one without a stand-in.
 
@@ -93,10 +114,7 @@ def action_mappings(workflow_file: str, job: str, skipped: tuple[str, ...] = ())
     missing = []
     jobs = needed_jobs(workflow, job)
     for name in sorted(jobs, key=lambda name: name not in skipped):  # a running job's stand-in wins
-        for step in workflow["jobs"][name].get("steps", []):
-            uses = step.get("uses")
-            if not uses or uses.startswith("./"):
-                continue
+        for uses in pinned_uses(workflow["jobs"][name].get("steps", [])):
             match = USES.match(uses)
             if match is None:
                 missing.append(f"{name}: {uses} (not owner/repo@<40-hex sha>)")

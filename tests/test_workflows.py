@@ -1,19 +1,22 @@
-"""Every GitHub workflow in .github/workflows passes the checkers and the project's security rules.
+"""Every GitHub workflow in .github/workflows, and every local action in .github/actions, keeps the project's rules.
 
-The rules (docs/ci-and-reports.md, "Security settings of every workflow"): top-level `permissions` grant
-nothing that writes; every action is pinned to a full commit SHA with a version comment; checkout never persists credentials; every job
-has a timeout and its own permissions; `${{ }}` values never appear inside a `run:` script
-(they reach it through `env:`); no `pull_request_target`; workflows that run on pull requests
-cancel superseded runs.
+The security rules (docs/ci-and-reports.md, "Security settings of every workflow"): top-level `permissions` grant nothing that writes;
+every action is pinned to a full commit SHA with a version comment (in the local actions too); checkout never
+persists credentials; every job has a timeout and its own permissions; `${{ }}` values never appear inside a
+`run:` script (they reach it through `env:`), in a workflow or a local action; no `pull_request_target`; workflows
+that run on pull requests cancel superseded runs. The layout rules: the Python set-up is the one local action,
+used right after checkout; the DVC cache key covers every stage's code.
+
+The checkers themselves (actionlint, zizmor, the JSON schemas) run in `make lint`, not here.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +27,10 @@ from tests.conftest import REPO_ROOT
 
 WORKFLOW_DIR = REPO_ROOT / ".github" / "workflows"
 WORKFLOWS = sorted([*WORKFLOW_DIR.glob("*.yaml"), *WORKFLOW_DIR.glob("*.yml")])
-BIN = Path(sys.executable).parent
+ACTIONS = sorted((REPO_ROOT / ".github" / "actions").glob("*/action.y*ml"))
+SETUP_ACTION = "./.github/actions/setup"
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 USES_LINE = re.compile(r"^\s*(?:-\s*)?uses:\s*(\S+)(.*)$")
-
-
-def tool(name: str) -> str:
-    path = BIN / name
-    assert path.exists(), (
-        f"{name} is not installed in {BIN}: run `make venv` (it is pinned in requirements/dev.in)"
-    )
-    return str(path)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -53,49 +49,25 @@ def triggers(workflow: dict[str, Any]) -> set[str]:
 
 
 def steps(workflow: dict[str, Any]):
-    for job_id, job in workflow.get("jobs", {}).items():
+    """(job id, index, step) of every step of a workflow, or of a composite action (job id `runs`)."""
+    jobs = workflow.get("jobs", {})
+    if "runs" in workflow:
+        jobs = {"runs": workflow["runs"]}
+    for job_id, job in jobs.items():
         for index, step in enumerate(job.get("steps", [])):
             yield job_id, index, step
 
 
 def ids(paths: list[Path]) -> list[str]:
-    return [path.name for path in paths]
+    return [str(path.relative_to(REPO_ROOT / ".github")) for path in paths]
 
 
-def test_the_ci_and_comment_workflows_exist() -> None:
+def test_the_ci_and_comment_workflows_and_the_setup_action_exist() -> None:
     assert {"ci.yaml", "pr-comment.yaml"} <= {path.name for path in WORKFLOWS}
+    assert REPO_ROOT / SETUP_ACTION / "action.yml" in ACTIONS
 
 
-def test_actionlint_passes_on_every_workflow() -> None:
-    result = subprocess.run(
-        [tool("actionlint"), *map(str, WORKFLOWS)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_zizmor_offline_finds_nothing_at_medium_or_above() -> None:
-    result = subprocess.run(
-        [tool("zizmor"), "--offline", "--min-severity", "medium", "--format", "json", *map(str, WORKFLOWS)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    findings = json.loads(result.stdout or "[]")
-    assert findings == [], [(f["ident"], f["desc"]) for f in findings]
-    assert result.returncode == 0, result.stderr
-
-
-def test_every_workflow_matches_the_github_workflow_schema() -> None:
-    result = subprocess.run(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=ids(WORKFLOWS + ACTIONS))
 def test_every_action_is_pinned_to_a_full_sha_with_a_version_comment(path: Path) -> None:
     lines = [USES_LINE.match(line) for line in path.read_text(encoding="utf-8").splitlines()]
     uses = [(match.group(1).strip("'\""), match.group(2)) for match in lines if match]
@@ -141,7 +113,7 @@ def test_checkout_never_persists_credentials(path: Path) -> None:
             )
 
 
-@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=ids(WORKFLOWS + ACTIONS))
 def test_expressions_reach_scripts_only_through_env(path: Path) -> None:
     for job_id, index, step in steps(load(path)):
         assert "${{" not in str(step.get("run", "")), (
@@ -157,6 +129,57 @@ def test_no_pull_request_target_and_pull_request_runs_are_cancelled_when_superse
     if "pull_request" in on:
         concurrency = workflow.get("concurrency") or {}
         assert concurrency.get("cancel-in-progress"), f"{path.name}: no concurrency with cancel-in-progress"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_python_is_set_up_only_by_the_setup_action_right_after_checkout(path: Path) -> None:
+    """One place for the Python version, the uv cache and `make venv`: .github/actions/setup/action.yml."""
+    for job_id, job in load(path).get("jobs", {}).items():
+        checked_out = False
+        for index, step in enumerate(job.get("steps", [])):
+            uses = str(step.get("uses", ""))
+            where = f"{path.name}: job `{job_id}` step {index}"
+            assert not uses.startswith("actions/setup-python@"), f"{where}: use {SETUP_ACTION} instead"
+            if uses.startswith("actions/cache"):
+                cached = str((step.get("with") or {}).get("path", ""))
+                assert "uv-cache" not in cached, f"{where}: the uv cache belongs to {SETUP_ACTION}"
+            if uses.startswith("./"):
+                # a local action is read from the workspace: without a checkout before it, there is none
+                assert checked_out, f"{where}: `{uses}` before actions/checkout"
+            checked_out = checked_out or uses.startswith("actions/checkout@")
+
+
+def dvc_cache_patterns(path: Path) -> list[str]:
+    [key] = [
+        str(step["with"]["key"])
+        for _, _, step in steps(load(path))
+        if str(step.get("uses", "")).startswith("actions/cache") and step["with"].get("path") == ".dvc/cache"
+    ]
+    [arguments] = re.findall(r"hashFiles\(([^)]*)\)", key)
+    return re.findall(r"'([^']+)'", arguments)
+
+
+@pytest.mark.parametrize("name", ["ci.yaml", "retrain.yaml"])
+def test_the_dvc_cache_key_covers_the_lock_the_params_and_every_stages_code(name: str) -> None:
+    patterns = dvc_cache_patterns(WORKFLOW_DIR / name)
+    assert {"dvc.lock", "data.dvc", "params.yaml", "src/pipeline/**", "src/mlcore/**"} <= set(patterns)
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    code = {dep for stage in stages.values() for dep in stage.get("deps", []) if str(dep).startswith("src/")}
+    uncovered = sorted(dep for dep in code if not any(fnmatch.fnmatch(dep, p) for p in patterns))
+    assert uncovered == [], f"{name}: the DVC cache key does not hash stage code {uncovered}"
+
+
+def test_deploy_decides_the_environment_image_and_model_version_once() -> None:
+    """The target job computes them; the jobs after it read its outputs instead of repeating the expressions."""
+    workflow = load(WORKFLOW_DIR / "deploy.yaml")
+    target = yaml.safe_dump(workflow["jobs"]["target"])
+    others = yaml.safe_dump({k: v for k, v in workflow["jobs"].items() if k != "target"})
+    for expression in ("inputs.environment", "inputs.image", "inputs.model_version", "needs.image.outputs"):
+        assert expression in target
+        assert expression not in others, f"deploy.yaml: `{expression}` outside the target job"
+    assert set(workflow["jobs"]["target"]["outputs"]) == {"environment", "image", "model_version"}
+    for job in ("deploy", "record"):
+        assert "target" in workflow["jobs"][job]["needs"]
 
 
 # ------------------------------------------------ pr-comment.yaml: .github/scripts/pr-report.sh, run for real

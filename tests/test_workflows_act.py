@@ -263,6 +263,9 @@ def test_monitor_breach_fails_the_job_and_dispatches_retrain_with_the_reason(tmp
 def test_monitor_without_a_prediction_log_is_green_and_dispatches_nothing(tmp_path: Path) -> None:
     run = run_job("monitor.yaml", "retrain", "workflow_dispatch", {}, tmp_path)
     assert_succeeded(run)
+    # act ran the local set-up action (read from the job's checked-out workspace) and the steps inside it
+    assert "Success - Main ./.github/actions/setup" in run.log
+    assert "Success - Main Install (make venv)" in run.log
     assert "Monitoring skipped" in run.log
     assert run.calls == []
 
