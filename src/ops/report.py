@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.io import atomic_write, write_json
+from ops.repo import Reader, git_reader, resolve_revision, worktree_reader
 
 EXIT_GATE_FAILED = 1
 
@@ -78,43 +78,6 @@ class Outputs:
     confusion: list[dict[str, Any]] | None = None
     feature_importance: list[dict[str, Any]] | None = None
     optuna_history_png: bytes | None = None
-
-
-Reader = Callable[[str], bytes | None]
-
-
-def worktree_reader(root: Path) -> Reader:
-    def read(path: str) -> bytes | None:
-        file = root / path
-        return file.read_bytes() if file.is_file() else None
-
-    return read
-
-
-def resolve_revision(root: Path, rev: str) -> str:
-    """The full commit id of `rev`, or a clear error (a shallow CI clone may lack it)."""
-    result = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise PipelineError(
-            f"--base {rev}: not a commit in {root} (fetch it first, e.g. `git fetch origin main`, "
-            "or check out with enough history)"
-        )
-    return result.stdout.strip()
-
-
-def git_reader(root: Path, commit: str) -> Reader:
-    def read(path: str) -> bytes | None:
-        result = subprocess.run(
-            ["git", "-C", str(root), "show", f"{commit}:{path}"], capture_output=True, check=False
-        )
-        return result.stdout if result.returncode == 0 else None
-
-    return read
 
 
 def _parse(path: str, raw: bytes | None, loader: Callable[[bytes], Any], label: str) -> Any:
@@ -635,7 +598,7 @@ def build_report(
     root: Path, base_rev: str, out: Path, image_url: str | None = None, pull_request: int | None = None
 ) -> Report:
     """Compare the working tree at `root` with commit `base_rev`; write out/report.md and PNGs beside it."""
-    commit = resolve_revision(root, base_rev)
+    commit = resolve_revision(root, base_rev, name=f"--base {base_rev}")
     base_ref = f"{base_rev} ({commit[:8]})" if not commit.startswith(base_rev) else commit[:8]
     base = read_outputs(git_reader(root, commit), "base")
     pr = read_outputs(worktree_reader(root), "PR")
