@@ -34,7 +34,7 @@ class ReportParams(BaseModel):
 def report_params(params: Mapping[str, Any] | None, source: str) -> ReportParams | None:
     if not params or "report" not in params:
         return None
-    return parse_section(params["report"], ReportParams, f"{source}: report")
+    return parse_section(params["report"] or {}, ReportParams, f"{source}: report")
 
 
 @dataclass(frozen=True)
