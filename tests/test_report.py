@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ops import report
+from ops.report import build, gate, plots, render
 from tests.conftest import REPO_ROOT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -109,7 +109,7 @@ def write_outputs(repo: Path, metrics: dict, params: dict, *, snapshot: str, row
     )
     png = repo / "plots/tune/optimization_history.png"
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = report._figure(2, 2)
+    fig, ax = plots._figure(2, 2)
     ax.plot([0, 1, 2], [0.7, 0.75, metrics["roc_auc"]])
     fig.savefig(png, format="png")
 
@@ -150,7 +150,7 @@ def run_cli(repo: Path, out: Path, *extra: str, base: str = "HEAD~1") -> Run:
     stdout, stderr = io.StringIO(), io.StringIO()
     argv = ["--base", base, "--root", str(repo), "--out", str(out), *extra]
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = report.main(argv)
+        code = build.main(argv)
     return Run(code, stdout.getvalue(), stderr.getvalue())
 
 
@@ -219,7 +219,7 @@ def test_floor_failure_exits_non_zero_and_names_the_rule(tmp_path: Path) -> None
 
     result = run_process(repo, out)
 
-    assert result.returncode == report.EXIT_GATE_FAILED
+    assert result.returncode == build.EXIT_GATE_FAILED
     assert "gate failed: floor rule: recall 0.3 < floor 0.4" in result.stderr
     markdown = (out / "report.md").read_text()
     assert markdown.startswith("## ❌ Quality gate failed\n\n**Failed:** recall 0.3 < floor 0.4\n")
@@ -233,7 +233,7 @@ def test_regression_beyond_tolerance_fails_although_floors_pass(tmp_path: Path) 
 
     result = run_cli(repo, out)
 
-    assert result.returncode == report.EXIT_GATE_FAILED
+    assert result.returncode == build.EXIT_GATE_FAILED
     assert "gate failed: regression rule: roc_auc worse than base by 0.02 (> tolerance 0.01)" in result.stderr
     assert "pr_auc" not in result.stderr
     verdict = json.loads((out / "verdict.json").read_text())
@@ -248,7 +248,7 @@ def test_a_pr_cannot_loosen_the_tolerance_that_judges_it(tmp_path: Path) -> None
 
     result = run_cli(repo, tmp_path / "report")
 
-    assert result.returncode == report.EXIT_GATE_FAILED
+    assert result.returncode == build.EXIT_GATE_FAILED
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "| `report.max_regression.roc_auc` | 0.01 | 0.5 |" in markdown
     assert "the base revision's apply to it" in markdown
@@ -303,13 +303,13 @@ def test_missing_pr_metrics_tell_the_user_to_run_the_pipeline(tmp_path: Path) ->
 
 
 def test_params_diff_lists_added_removed_and_changed_keys() -> None:
-    diff = report.params_diff({"a": {"x": 1, "y": 2}, "gone": 1}, {"a": {"x": 1, "y": 3}, "new": {"k": "v"}})
+    diff = render.params_diff({"a": {"x": 1, "y": 2}, "gone": 1}, {"a": {"x": 1, "y": 3}, "new": {"k": "v"}})
     assert diff == [("a.y", 2, 3), ("gone", 1, None), ("new.k", None, "v")]
 
 
 def test_the_repository_params_carry_the_report_tolerances() -> None:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    policy = report.ReportParams.model_validate(params["report"])
+    policy = gate.ReportParams.model_validate(params["report"])
     assert set(policy.max_regression) >= {"roc_auc", "pr_auc", "f1"}
     assert all(0 < tolerance < 0.1 for tolerance in policy.max_regression.values())
 
@@ -321,7 +321,7 @@ def test_a_pr_cannot_lower_the_floor_that_judges_it(tmp_path: Path) -> None:
 
     result = run_cli(repo, tmp_path / "report")
 
-    assert result.returncode == report.EXIT_GATE_FAILED
+    assert result.returncode == build.EXIT_GATE_FAILED
     assert "recall 0.3 < the base's floor 0.4 (this PR lowers it to 0.2" in result.stderr
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "| floor | recall | pass | recall 0.3 >= floor 0.2 |" in markdown
@@ -329,9 +329,9 @@ def test_a_pr_cannot_lower_the_floor_that_judges_it(tmp_path: Path) -> None:
 
 
 def test_a_floor_removed_by_the_pr_still_applies() -> None:
-    gate = gate_json({"roc_auc": 0.8}, {"roc_auc": 0.7})  # the PR's gate dropped the recall floor
-    rules = report.floor_rules(
-        gate, base_floors={"roc_auc": 0.7, "recall": 0.4}, pr_metrics={"roc_auc": 0.8, "recall": 0.3}
+    pr_gate = gate_json({"roc_auc": 0.8}, {"roc_auc": 0.7})  # the PR's gate dropped the recall floor
+    rules = gate.floor_rules(
+        pr_gate, base_floors={"roc_auc": 0.7, "recall": 0.4}, pr_metrics={"roc_auc": 0.8, "recall": 0.3}
     )
     assert [(rule.metric, rule.passed) for rule in rules] == [("roc_auc", True), ("recall", False)]
     assert (

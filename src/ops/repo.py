@@ -16,6 +16,7 @@ import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -26,10 +27,55 @@ MODEL_STAGE = "train"
 MODEL_OUT = "model"
 
 
-def git_show(root: Path, rev: str, path: str) -> str | None:
-    """`git show REV:PATH`, or None when the revision or the file does not exist."""
-    result = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True)
+# One side of a comparison, as a function of a repository path: the file's bytes, or None where it is absent.
+Reader = Callable[[str], bytes | None]
+
+
+def git_show_bytes(root: Path, rev: str, path: str) -> bytes | None:
+    """`git show REV:PATH` as bytes (a PNG too), or None when the revision or the file does not exist."""
+    result = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True)
     return result.stdout if result.returncode == 0 else None
+
+
+def git_show(root: Path, rev: str, path: str) -> str | None:
+    """`git show REV:PATH` as text, or None when the revision or the file does not exist."""
+    raw = git_show_bytes(root, rev, path)
+    return None if raw is None else raw.decode("utf-8")
+
+
+def resolve_revision(root: Path, rev: str, name: str | None = None) -> str:
+    """The full commit id of `rev`, or a clear error naming it as `name` (a shallow CI clone may lack it)."""
+    result = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise PipelineError(
+            f"{name or rev}: not a commit in {root} (fetch it first, e.g. `git fetch origin main`, "
+            "or check out with enough history)"
+        )
+    return result.stdout.strip()
+
+
+def git_reader(root: Path, commit: str) -> Reader:
+    """Read files as committed at `commit`."""
+
+    def read(path: str) -> bytes | None:
+        return git_show_bytes(root, commit, path)
+
+    return read
+
+
+def worktree_reader(root: Path) -> Reader:
+    """Read files from the working tree at `root`."""
+
+    def read(path: str) -> bytes | None:
+        file = root / path
+        return file.read_bytes() if file.is_file() else None
+
+    return read
 
 
 def lock_outputs(dvc_lock_text: str | None) -> dict[tuple[str, str], str | None]:

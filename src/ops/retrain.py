@@ -431,7 +431,7 @@ def pr_report(root: Path, base_rev: str, out: Path) -> str:
     import re
 
     try:
-        from ops.report import build_report
+        from ops.report.build import build_report
     except ImportError:
         return ""
     try:
