@@ -1,6 +1,6 @@
 """The prediction log: every prediction and every feedback label, stored through SQLAlchemy.
 
-Tables (documented in docs/contracts.md; the monitoring jobs read them):
+Tables (mlcore.predlog_schema, documented in docs/contracts.md; the monitoring jobs read them):
     predictions(prediction_id PK, created_at, model_version, features JSON, probability, prediction)
     feedback(prediction_id PK, label, received_at)
 
@@ -28,28 +28,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from mlcore.predlog_schema import feedback, metadata, predictions
+
 log = logging.getLogger(__name__)
-
-metadata = sa.MetaData()
-
-predictions = sa.Table(
-    "predictions",
-    metadata,
-    sa.Column("prediction_id", sa.String(36), primary_key=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("model_version", sa.String(64), nullable=False, index=True),
-    sa.Column("features", sa.JSON, nullable=False),
-    sa.Column("probability", sa.Float, nullable=False),
-    sa.Column("prediction", sa.Integer, nullable=False),
-)
-
-feedback = sa.Table(
-    "feedback",
-    metadata,
-    sa.Column("prediction_id", sa.String(36), primary_key=True),
-    sa.Column("label", sa.Integer, nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
-)
 
 
 def _dumps(obj: Any) -> str:

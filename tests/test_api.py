@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.fastpath import columns_of
-from app.predlog import feedback, predictions
+from mlcore.predlog_schema import feedback, predictions
 
 
 @pytest.fixture

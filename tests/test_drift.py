@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ops.drift import categorical_drift, numeric_drift, prediction_drift, psi
+from ops.monitor.drift import categorical_drift, numeric_drift, prediction_drift, psi
 from pipeline.train import numeric_reference
 
 

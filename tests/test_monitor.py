@@ -20,9 +20,11 @@ import sqlalchemy as sa
 import yaml
 
 from demo.generate import churn_log_odds, generate_month
-from ops import monitor
-from ops.monitor import MonitorParams, run_monitor
+from mlcore.predlog_schema import metadata as log_tables
+from ops.monitor.judge import EXIT_BREACH, MonitorParams
+from ops.monitor.run import main, run_monitor
 from pipeline.train import feature_schema, reference_statistics
+from tests.conftest import REPO_ROOT
 from tests.factories import default_params
 
 SEED = 20240101
@@ -71,28 +73,10 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def create_log(url: str) -> sa.Engine:
-    """The prediction log's tables as the service writes them (docs/contracts.md)."""
+    """The prediction log's tables as the service writes them (mlcore.predlog_schema, docs/contracts.md)."""
     engine = sa.create_engine(url)
-    meta = sa.MetaData()
-    sa.Table(
-        "predictions",
-        meta,
-        sa.Column("prediction_id", sa.String(36), primary_key=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("model_version", sa.String(64), nullable=False),
-        sa.Column("features", sa.JSON, nullable=False),
-        sa.Column("probability", sa.Float, nullable=False),
-        sa.Column("prediction", sa.Integer, nullable=False),
-    )
-    sa.Table(
-        "feedback",
-        meta,
-        sa.Column("prediction_id", sa.String(36), primary_key=True),
-        sa.Column("label", sa.Integer, nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    )
-    meta.drop_all(engine)
-    meta.create_all(engine)
+    log_tables.drop_all(engine)
+    log_tables.create_all(engine)
     return engine
 
 
@@ -171,7 +155,7 @@ def test_drifted_traffic_breaches_naming_features_and_triggers(model_dir: Path, 
     script = f"import os; open({str(marker)!r}, 'a').write(os.environ['MONITOR_REASON'] + '\\n')"
     command = f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}"
     verdict = run(model_dir, url, tmp_path, trigger_command=command)
-    assert verdict["status"] == "breach" and verdict["exit_code"] == monitor.EXIT_BREACH
+    assert verdict["status"] == "breach" and verdict["exit_code"] == EXIT_BREACH
     codes = {r["code"] for r in verdict["reasons"]}
     assert codes == {"performance", "feature_drift", "prediction_drift"}
     assert {"internet_service", "monthly_charges", "support_tickets"} <= set(verdict["drift"]["drifted"])
@@ -276,7 +260,7 @@ def test_reads_a_postgresql_log(model_dir: Path, tmp_path: Path, postgres_url: s
 
 
 def write_params(tmp_path: Path, **overrides) -> Path:
-    raw = yaml.safe_load(Path(monitor.__file__).resolve().parents[2].joinpath("params.yaml").read_text())
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     raw["monitor"].update(overrides)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
@@ -310,12 +294,12 @@ def test_cli_exit_status_and_github_outputs(
         str(tmp_path / "r"),
         "--github",
     ]
-    assert monitor.main(argv) == monitor.EXIT_BREACH
+    assert main(argv) == EXIT_BREACH
     lines = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     assert lines["status"] == "breach" and lines["trigger"] == "true" and "drifted" in lines["reason"]
     assert summary.read_text().startswith("# Monitoring report: BREACH")
     # Dispatched already: the next scheduled run reports the breach but does not ask for another retrain.
-    assert monitor.main(argv) == monitor.EXIT_BREACH
+    assert main(argv) == EXIT_BREACH
     assert outputs.read_text().splitlines()[-2] == "trigger=false"
 
 
@@ -330,7 +314,7 @@ def test_cli_exit_status_and_github_outputs(
 def test_bad_monitor_params_fail_with_one_line(
     tmp_path: Path, override: dict, message: str, capsys: pytest.CaptureFixture
 ) -> None:
-    assert monitor.main(["--params", str(write_params(tmp_path, **override))]) == 2
+    assert main(["--params", str(write_params(tmp_path, **override))]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -340,7 +324,7 @@ def test_a_missing_log_table_is_a_clear_error(
     params = write_params(tmp_path)
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     assert (
-        monitor.main(
+        main(
             [
                 "--params",
                 str(params),
@@ -364,7 +348,7 @@ def test_preflight_tells_the_workflow_whether_a_log_is_configured(
     outputs = tmp_path / "out.txt"
     monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
     monkeypatch.setenv("PREDICTION_LOG_URL", url)
-    assert monitor.main(["--preflight"]) == 0
+    assert main(["--preflight"]) == 0
     assert outputs.read_text() == f"ready={ready}\n"
     assert ("::notice title=Monitoring skipped::" in capsys.readouterr().out) == (ready == "false")
 

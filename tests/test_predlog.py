@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from app.predlog import PredictionLog, predictions
+from app.predlog import PredictionLog
+from mlcore.predlog_schema import predictions
 
 
 def _rows(n: int, prefix: str = "p") -> list[dict]:

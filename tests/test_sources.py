@@ -22,10 +22,10 @@ def test_a_missing_and_a_stray_dependency_are_named_with_the_fix():
     spec = copy.deepcopy(SPEC)
     deps = spec["stages"]["train"]["deps"]
     deps.remove("src/pipeline/config.py")
-    deps.append("src/ops/monitor.py")
+    deps.append("src/ops/monitor/run.py")
     assert dependency_problems(spec, REPO_ROOT) == [
         "dvc.yaml: stage 'train' runs pipeline.train, so its deps must list its code: "
-        "add src/pipeline/config.py; remove src/ops/monitor.py"
+        "add src/pipeline/config.py; remove src/ops/monitor/run.py"
     ]
 
 

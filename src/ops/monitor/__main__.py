@@ -1,0 +1,7 @@
+"""`python -m ops.monitor`: see run.py."""
+
+import sys
+
+from ops.monitor.run import main
+
+sys.exit(main())

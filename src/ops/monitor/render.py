@@ -1,0 +1,120 @@
+"""What a monitoring run writes: monitoring/verdict.json and report.md (which embeds the PNGs of plots.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlcore.io import atomic_write, write_json
+from ops.monitor.judge import fmt_value
+
+REPORT_FILE, VERDICT_FILE = "report.md", "verdict.json"
+PERFORMANCE_PLOT, DRIFT_PLOT = "performance_over_time.png", "drift.png"
+
+
+def _header(verdict: dict[str, Any]) -> list[str]:
+    title = {"healthy": "HEALTHY", "breach": "BREACH", "insufficient_data": "INSUFFICIENT DATA"}[
+        verdict["status"]
+    ]
+    lines = [
+        f"# Monitoring report: {title}",
+        "",
+        f"Model `{verdict['model_version']}`, "
+        f"window {verdict['window']['start']} to {verdict['window']['end']}.",
+        "",
+        f"**Verdict: {verdict['status']}** - {verdict['summary']}",
+        "",
+    ]
+    if verdict["reasons"]:
+        lines += ["## Breaches", "", *[f"- `{r['code']}`: {r['message']}" for r in verdict["reasons"]], ""]
+    trigger = verdict.get("trigger") or {}
+    if trigger.get("action", "none") not in ("none", "disabled"):
+        lines += [
+            f"Retraining trigger: **{trigger['action']}** (`{trigger.get('key')}`"
+            + (f", command exit {trigger['returncode']}" if "returncode" in trigger else "")
+            + ")",
+            "",
+        ]
+    return lines
+
+
+def _traffic(t: dict[str, Any]) -> list[str]:
+    delay = t["label_delay_hours"]
+    lines = [
+        "## Traffic and labels",
+        "",
+        "| predictions | unreadable rows | labelled | label coverage | label delay median (h) | p90 (h) |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {t['predictions']} | {t['invalid_rows']} | {t['labelled']} | {t['label_coverage']:.1%} | "
+        f"{fmt_value(delay['median'])} | {fmt_value(delay['p90'])} |",
+        "",
+    ]
+    if t["other_model_versions"]:
+        lines += [
+            "Other model versions in the window (not judged): "
+            + ", ".join(f"`{k}` ({v})" for k, v in t["other_model_versions"].items()),
+            "",
+        ]
+    return lines
+
+
+def _performance(perf: dict[str, Any], images: list[str]) -> list[str]:
+    lines = ["## Live performance", ""]
+    if perf["judged"]:
+        lines += ["| metric | live | at training (test window) | floor | ok |", "|---|---:|---:|---:|:---:|"]
+        for metric in sorted(perf["metrics"]):
+            floor = perf["floors"].get(metric)
+            ok = "" if floor is None else ("no" if metric in perf["failed"] else "yes")
+            lines.append(
+                f"| {metric} | {fmt_value(perf['metrics'][metric])} | {fmt_value(perf['training'].get(metric))} | "
+                f"{'' if floor is None else floor} | {ok} |"
+            )
+    else:
+        lines.append("Not judged: too few labelled predictions.")
+    lines += [""]
+    if PERFORMANCE_PLOT in images:
+        lines += [f"![live performance over time]({PERFORMANCE_PLOT})", ""]
+    return lines
+
+
+def _drift(drift: dict[str, Any], thresholds: dict[str, Any], images: list[str]) -> list[str]:
+    lines = ["## Drift against the training reference", ""]
+    if drift["features"]:
+        lines += [
+            f"Drifted features: {len(drift['drifted'])} of {len(drift['features'])} "
+            f"({drift['share']:.0%}; breach above {drift['max_share']:.0%}). A feature drifts when PSI >= "
+            f"{thresholds['psi']} and the test's p-value < {thresholds['p_value']}.",
+            "",
+            "| feature | type | PSI | test | statistic | p-value | missing ref / live | drifted |",
+            "|---|---|---:|---|---:|---:|---:|:---:|",
+        ]
+        for r in [*sorted(drift["features"], key=lambda r: -r["psi"]), drift["prediction"]]:
+            lines.append(
+                f"| {r['name']} | {r['kind']} | {r['psi']:.3f} | {r['test']} | {r['statistic']:.3f} | "
+                f"{r['p_value']:.2g} | {r['null_fraction_reference']:.1%} / {r['null_fraction_live']:.1%} "
+                f"| {'yes' if r['drifted'] else ''} |"
+            )
+        lines += [""]
+    else:
+        lines += ["Not judged: too little traffic.", ""]
+    if DRIFT_PLOT in images:
+        lines += [f"![reference vs live distributions]({DRIFT_PLOT})", ""]
+    return lines
+
+
+def render_report(verdict: dict[str, Any], images: list[str]) -> str:
+    lines = [
+        *_header(verdict),
+        *_traffic(verdict["traffic"]),
+        *_performance(verdict["performance"], images),
+        *_drift(verdict["drift"], verdict["thresholds"], images),
+    ]
+    if verdict["notes"]:
+        lines += ["## Notes", "", *[f"- {n}" for n in verdict["notes"]], ""]
+    return "\n".join(lines)
+
+
+def write_outputs(verdict: dict[str, Any], out_dir: Path, images: list[str]) -> None:
+    write_json(out_dir / VERDICT_FILE, verdict)
+    text = render_report(verdict, images)
+    atomic_write(out_dir / REPORT_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
