@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from ops.report import build, gate, plots, render
+from pipeline.evaluate import apply_gate
 from tests.conftest import REPO_ROOT
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -50,14 +51,8 @@ def git(repo: Path, *args: str) -> str:
 
 
 def gate_json(metrics: dict, floors: dict) -> dict:
-    rules = [
-        {"metric": m, "floor": f, "value": metrics[m], "passed": metrics[m] >= f} for m, f in floors.items()
-    ]
-    return {
-        "passed": all(r["passed"] for r in rules),
-        "rules": rules,
-        "failed": [r["metric"] for r in rules if not r["passed"]],
-    }
+    """metrics/gate.json as `evaluate` writes it."""
+    return apply_gate(metrics, floors)
 
 
 def write_outputs(repo: Path, metrics: dict, params: dict, *, snapshot: str, rows: int, shape: float) -> None:
@@ -119,7 +114,6 @@ def base_params() -> dict:
     params["evaluate"]["gate"] = dict(FLOORS)
     params["report"] = {
         "max_regression": {"roc_auc": 0.01, "pr_auc": 0.02, "f1": 0.03},
-        "lower_is_better": ["log_loss", "brier"],
     }
     return params
 
@@ -193,7 +187,10 @@ def test_better_model_passes_with_table_deltas_params_diff_and_valid_images(tmp_
     assert "| `model.defaults.learning_rate` | 0.1 | 0.05 |" in markdown
     assert "| rows | 20,000 | 21,000 |" in markdown
     assert "| snapshot_sha256 | `aaaaaaaaaaaa` | `bbbbbbbbbbbb` |" in markdown
-    assert "| regression | f1 | pass | f1 worse than base by 0.005 (<= tolerance 0.03) |" in markdown
+    assert re.search(
+        r"\| regression \| f1 \| pass \| f1 [\d.]+ vs [\d.]+: worse by 0.005 \(<= tolerance 0.03\) \|",
+        markdown,
+    )
 
     referenced = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
     assert sorted(referenced) == sorted(
@@ -234,11 +231,16 @@ def test_regression_beyond_tolerance_fails_although_floors_pass(tmp_path: Path) 
     result = run_cli(repo, out)
 
     assert result.returncode == build.EXIT_GATE_FAILED
-    assert "gate failed: regression rule: roc_auc worse than base by 0.02 (> tolerance 0.01)" in result.stderr
+    assert re.search(
+        r"gate failed: regression rule: roc_auc [\d.]+ vs [\d.]+: worse by 0.02 \(> tolerance 0.01\)",
+        result.stderr,
+    )
     assert "pr_auc" not in result.stderr
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["passed"] is False
-    assert verdict["failed"] == ["roc_auc worse than base by 0.02 (> tolerance 0.01)"]
+    assert [c["detail"] for c in verdict["checks"] if not c["passed"]] == verdict["failed"]
+    assert [c["param"] for c in verdict["checks"] if not c["passed"]] == ["report.max_regression.roc_auc"]
+    assert verdict["failed"][0].endswith(": worse by 0.02 (> tolerance 0.01)")
 
 
 def test_a_pr_cannot_loosen_the_tolerance_that_judges_it(tmp_path: Path) -> None:
@@ -330,7 +332,7 @@ def test_a_pr_cannot_lower_the_floor_that_judges_it(tmp_path: Path) -> None:
 
 def test_a_floor_removed_by_the_pr_still_applies() -> None:
     pr_gate = gate_json({"roc_auc": 0.8}, {"roc_auc": 0.7})  # the PR's gate dropped the recall floor
-    rules = gate.floor_rules(
+    rules = gate.floor_checks(
         pr_gate, base_floors={"roc_auc": 0.7, "recall": 0.4}, pr_metrics={"roc_auc": 0.8, "recall": 0.3}
     )
     assert [(rule.metric, rule.passed) for rule in rules] == [("roc_auc", True), ("recall", False)]
@@ -361,7 +363,7 @@ def test_retrain_pr_is_judged_against_the_champion_on_its_own_test_window(tmp_pa
     assert result.returncode == 0, result.stderr
     markdown = (tmp_path / "with/report.md").read_text()
     assert "production model scored on this pull request's test window (lineage/abc.json)" in markdown
-    assert "roc_auc not worse than base (0.55 -> 0.74" in markdown
+    assert "roc_auc 0.74 vs 0.55: not worse (tolerance 0.01)" in markdown
 
     record["data"]["snapshot_sha256"] = "c" * 64  # a record about other data is no yardstick
     (repo / "lineage/abc.json").write_text(json.dumps(record))

@@ -179,7 +179,9 @@ def test_ci_pipeline_job_on_a_pull_request_uploads_the_report_that_pr_comment_po
     verdict = json.loads((report / "verdict.json").read_text())
     assert verdict["pull_request"] == 7
     assert verdict["passed"] is False
-    assert any(rule.startswith("roc_auc worse than base") for rule in verdict["failed"])
+    assert any(
+        c["metric"] == "roc_auc" and c["kind"] == "regression" and not c["passed"] for c in verdict["checks"]
+    )
     comment_md = (report / "comment.md").read_text()
     assert f"https://github.com/{REPOSITORY}/raw/report-assets/pr-7/{HEAD}/roc.png" in comment_md
     assert (report / "roc.png").read_bytes().startswith(PNG[:8])

@@ -92,16 +92,23 @@ def number(value: Any) -> float | None:
     return value
 
 
-def fmt(value: Any) -> str:
-    """A number as the reports and messages show it: 4 decimals, trailing zeros trimmed; None as 'n/a'."""
-    value = number(value) if not isinstance(value, str) else value
-    if value is None:
-        return "n/a"
+def fmt(value: Any, missing: str = "n/a") -> str:
+    """A value as reports and messages show it: numbers with 4 decimals (trailing zeros trimmed), thousands
+    separated; bools as true/false; None or NaN as `missing`."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:.4g}"
     return str(value)
+
+
+def stricter(metric: str, limit: float, other: float) -> bool:
+    """Whether floor `limit` is stricter than floor `other` for this metric (higher, or lower for losses)."""
+    return better_by(metric, limit, other) > 0
 
 
 def floor_check(metric: str, value: Any, floor: float, param: str = "") -> Check:

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlcore.errors import PipelineError
-from mlcore.metrics import HIGHER_IS_BETTER, classification_metrics
+from mlcore.metrics import classification_metrics
+from mlcore.rules import Check, known_metrics
+from mlcore.rules import floors as rule_floors
 from ops.monitor.drift import DriftResult, feature_drift, prediction_drift
 from ops.monitor.log import features_table
 from pipeline.config import Params, load_params
@@ -49,17 +50,8 @@ class MonitorParams(BaseModel):
 def monitor_params(params_path: str | Path) -> tuple[MonitorParams, Params]:
     params = load_params(params_path)
     section = params.section("monitor", MonitorParams, str(params_path))
-    unknown = sorted(set(section.performance_floors) - set(HIGHER_IS_BETTER))
-    if unknown:
-        raise PipelineError(
-            f"{params_path}: monitor.performance_floors.{unknown[0]}: unknown metric "
-            f"(one of {sorted(HIGHER_IS_BETTER)})"
-        )
+    known_metrics(section.performance_floors, f"{params_path}: monitor.performance_floors")
     return section, params
-
-
-def fmt_value(value: float) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
 
 
 def performance_over_time(
@@ -159,24 +151,15 @@ def judge_drift(
 
 def performance_floors(
     values: dict[str, float], floors: dict[str, float], labels: int
-) -> tuple[list[str], list[dict[str, str]]]:
-    """The floor rule: the metrics below (or, lower-is-better, above) their floor, and one breach per metric.
-    Kept apart, unchanged, until the shared rules engine (mlcore.rules) replaces it."""
-    failed = [
-        m
-        for m, floor in floors.items()
-        if not (values[m] >= floor if HIGHER_IS_BETTER[m] else values[m] <= floor)
+) -> tuple[list[Check], list[dict[str, str]]]:
+    """params.yaml monitor.performance_floors on the live metrics (mlcore.rules): the checks, one breach each."""
+    checks = rule_floors(values, floors, "monitor.performance_floors")
+    reasons = [
+        {"code": "performance", "message": f"live {check.detail} on {labels} labels"}
+        for check in checks
+        if not check.passed
     ]
-    reasons = []
-    for m in failed:
-        op = "<" if HIGHER_IS_BETTER[m] else ">"
-        reasons.append(
-            {
-                "code": "performance",
-                "message": f"live {m} {fmt_value(values[m])} {op} floor {floors[m]} on {labels} labels",
-            }
-        )
-    return failed, reasons
+    return checks, reasons
 
 
 def judge_performance(
@@ -191,8 +174,15 @@ def judge_performance(
         )
     else:
         values = classification_metrics(labelled["label"], labelled["probability"], threshold)
-        failed, reasons = performance_floors(values, cfg.performance_floors, len(labelled))
-        performance.update(judged=True, labels=len(labelled), metrics=values, failed=failed)
+        checks, reasons = performance_floors(values, cfg.performance_floors, len(labelled))
+        failed = [check.metric for check in checks if not check.passed]
+        performance.update(
+            judged=True,
+            labels=len(labelled),
+            metrics=values,
+            failed=failed,
+            checks=[check.to_dict() for check in checks],
+        )
     performance["over_time"] = performance_over_time(
         labelled, cfg.time_buckets, cfg.min_bucket_labels, threshold, list(cfg.performance_floors)
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcore.io import atomic_write, write_json
-from ops.monitor.judge import fmt_value
+from mlcore.rules import fmt
 
 REPORT_FILE, VERDICT_FILE = "report.md", "verdict.json"
 PERFORMANCE_PLOT, DRIFT_PLOT = "performance_over_time.png", "drift.png"
@@ -46,7 +46,7 @@ def _traffic(t: dict[str, Any]) -> list[str]:
         "| predictions | unreadable rows | labelled | label coverage | label delay median (h) | p90 (h) |",
         "|---:|---:|---:|---:|---:|---:|",
         f"| {t['predictions']} | {t['invalid_rows']} | {t['labelled']} | {t['label_coverage']:.1%} | "
-        f"{fmt_value(delay['median'])} | {fmt_value(delay['p90'])} |",
+        f"{fmt(delay['median'])} | {fmt(delay['p90'])} |",
         "",
     ]
     if t["other_model_versions"]:
@@ -66,7 +66,7 @@ def _performance(perf: dict[str, Any], images: list[str]) -> list[str]:
             floor = perf["floors"].get(metric)
             ok = "" if floor is None else ("no" if metric in perf["failed"] else "yes")
             lines.append(
-                f"| {metric} | {fmt_value(perf['metrics'][metric])} | {fmt_value(perf['training'].get(metric))} | "
+                f"| {metric} | {fmt(perf['metrics'][metric])} | {fmt(perf['training'].get(metric))} | "
                 f"{'' if floor is None else floor} | {ok} |"
             )
     else:

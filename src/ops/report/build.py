@@ -17,7 +17,7 @@ from typing import Any
 from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.io import atomic_write, write_json
 from ops.repo import git_reader, resolve_revision, worktree_reader
-from ops.report.gate import ReportParams, Verdict, judge, report_params
+from ops.report.gate import Verdict, judge, report_params
 from ops.report.outputs import PARAMS, champion_on_same_window, read_outputs
 from ops.report.plots import write_images
 from ops.report.render import metric_rows, params_diff, render_markdown
@@ -46,7 +46,6 @@ def build_report(
     pr_policy = report_params(pr.params, f"{PARAMS} (PR)")
     base_policy = report_params(base.params, f"{PARAMS} (base {base_rev})")
     verdict = judge(base, pr, pr_policy, base_policy, champion_on_same_window(root, pr, base))
-    lower_is_better = (base_policy or pr_policy or ReportParams()).lower_is_better
 
     out.mkdir(parents=True, exist_ok=True)
     images = write_images(base, pr, out)
@@ -55,7 +54,7 @@ def build_report(
         base=base,
         pr=pr,
         base_ref=base_ref,
-        rows=metric_rows(base.evaluate, pr.evaluate, lower_is_better),
+        rows=metric_rows(base.evaluate, pr.evaluate),
         diff=params_diff(base.params, pr.params),
         headline=str((pr.params.get("tune") or {}).get("metric", "roc_auc")),
     )
@@ -65,7 +64,9 @@ def build_report(
         {
             "passed": verdict.passed,
             "base": commit,
-            "failed": [rule.detail for rule in verdict.failed],
+            "failed": [check.detail for check in verdict.failed],
+            "checks": [check.to_dict() for check in verdict.checks],
+            "notes": list(verdict.notes),
             "pull_request": pull_request,
         },
     )
@@ -110,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"report: {report.markdown} ({len(report.images)} images)")
     if not report.verdict.passed:
-        for rule in report.verdict.failed:
-            print(f"gate failed: {rule.name} rule: {rule.detail}", file=sys.stderr)
+        for check in report.verdict.failed:
+            print(f"gate failed: {check.kind} rule: {check.detail}", file=sys.stderr)
         return EXIT_GATE_FAILED
     print("gate passed")
     return 0

@@ -11,24 +11,39 @@ The gate has two kinds of rules and fails `make report` (exit status 1) when any
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlcore.errors import PipelineError
+from mlcore.rules import (
+    Check,
+    Verdict,
+    floor_check,
+    known_metrics,
+    number,
+    regression_check,
+    stricter,
+    verdict,
+    verdict_from_dict,
+)
 from ops.report.outputs import EVALUATE, GATE, Outputs
-from ops.report.render import _fmt, _number
 from pipeline.config import parse_section
 
 
 class ReportParams(BaseModel):
-    """params.yaml `report:`."""
+    """params.yaml `report:` (metric direction comes from mlcore.metrics, not from here)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_regression: dict[str, float] = Field(default_factory=dict)
-    lower_is_better: list[str] = Field(default_factory=lambda: ["log_loss", "brier"])
+
+    @field_validator("max_regression")
+    @classmethod
+    def _known(cls, value: dict[str, float]) -> dict[str, float]:
+        known_metrics(value, "max_regression")
+        return value
 
 
 def report_params(params: Mapping[str, Any] | None, source: str) -> ReportParams | None:
@@ -37,91 +52,51 @@ def report_params(params: Mapping[str, Any] | None, source: str) -> ReportParams
     return parse_section(params["report"] or {}, ReportParams, f"{source}: report")
 
 
-@dataclass(frozen=True)
-class Rule:
-    name: str  # "floor" | "regression"
-    metric: str
-    passed: bool
-    detail: str
+def _base_floor(metric: str, value: Any, floor: float, pr_floor: float | None) -> Check:
+    """The base's floor, applied because the PR lowered (or removed) it: a gate change merges on its own."""
+    check = floor_check(metric, value, floor, f"evaluate.gate.{metric} (base)")
+    change = "removes it" if pr_floor is None else f"lowers it to {pr_floor}"
+    detail = check.detail.replace(" floor ", " the base's floor ", 1)
+    return replace(check, detail=f"{detail} (this PR {change}; merge a gate change on its own)")
 
 
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    rules: list[Rule]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[Rule]:
-        return [rule for rule in self.rules if not rule.passed]
-
-
-def floor_rules(
+def floor_checks(
     gate: Mapping[str, Any] | None,
     base_floors: Mapping[str, Any] | None = None,
     pr_metrics: Mapping[str, Any] | None = None,
-) -> list[Rule]:
-    """The floors as `evaluate` recorded them; where the PR lowered a floor, the base's floor also applies."""
+) -> list[Check]:
+    """The floors as `evaluate` recorded them; where the PR lowered or removed a floor, the base's applies too."""
     if gate is None:
         raise PipelineError(f"{GATE}: not found in the working tree: run the pipeline first (`make run`)")
-    rules = []
-    for entry in gate.get("rules", []):
-        try:
-            metric, floor, value, passed = entry["metric"], entry["floor"], entry["value"], entry["passed"]
-        except (KeyError, TypeError) as exc:
-            raise PipelineError(f"{GATE}: each rule needs metric, floor, value and passed") from exc
-        relation = ">=" if passed else "<"
-        rules.append(
-            Rule("floor", metric, bool(passed), f"{metric} {_fmt(value)} {relation} floor {_fmt(floor)}")
-        )
-        base_floor = _number((base_floors or {}).get(metric))
-        if base_floor is not None and _number(floor) is not None and base_floor > _number(floor):
-            ok = _number(value) is not None and value >= base_floor
-            detail = (
-                f"{metric} {_fmt(value)} {'>=' if ok else '<'} the base's floor {_fmt(base_floor)} "
-                f"(this PR lowers it to {_fmt(floor)}; merge a gate change on its own)"
-            )
-            rules.append(Rule("floor", metric, ok, detail))
-    recorded = {rule.metric for rule in rules}
-    for metric, base_floor in (base_floors or {}).items():
-        if metric not in recorded and _number(base_floor) is not None:
-            value = _number((pr_metrics or {}).get(metric))
-            ok = value is not None and value >= base_floor
-            detail = (
-                f"{metric} {_fmt(value)} {'>=' if ok else '<'} the base's floor {_fmt(base_floor)} "
-                "(this PR removes it; merge a gate change on its own)"
-            )
-            rules.append(Rule("floor", metric, ok, detail))
-    if not rules and gate.get("passed") is False:
-        rules.append(Rule("floor", "-", False, f"{GATE} says the gate failed: {gate.get('failed')}"))
-    return rules
+    checks = list(verdict_from_dict(gate, GATE).checks)
+    pr_floors = {check.metric: check.limit for check in checks}
+    for metric, floor in (base_floors or {}).items():
+        if number(floor) is None:
+            continue
+        pr_floor = pr_floors.get(metric)
+        if pr_floor is None or stricter(metric, floor, pr_floor):
+            checks.append(_base_floor(metric, (pr_metrics or {}).get(metric), floor, pr_floor))
+    return checks
 
 
-def regression_rules(
+def regression_checks(
     base: Mapping[str, Any] | None, pr: Mapping[str, Any], policy: ReportParams
-) -> tuple[list[Rule], list[str]]:
+) -> tuple[list[Check], list[str]]:
     if not policy.max_regression:
         return [], [
-            "no `report.max_regression` tolerances in params.yaml: "
-            "regressions against the base are not checked"
+            "no `report.max_regression` tolerances in params.yaml: regressions against the base are not checked"
         ]
     if base is None:
         return [], [f"the base revision has no committed {EVALUATE}: regressions against it are not checked"]
-    rules, notes = [], []
+    checks, notes = [], []
     for metric, tolerance in policy.max_regression.items():
-        old, new = _number(base.get(metric)), _number(pr.get(metric))
-        if old is None or new is None:
+        if number(base.get(metric)) is None or number(pr.get(metric)) is None:
             notes.append(f"{metric}: missing on one side, regression not checked")
             continue
-        worse_by = (new - old) if metric in policy.lower_is_better else (old - new)
-        passed = worse_by <= tolerance + 1e-12
-        if worse_by > 0:
-            relation = "<=" if passed else ">"
-            detail = f"{metric} worse than base by {_fmt(worse_by)} ({relation} tolerance {_fmt(tolerance)})"
-        else:
-            detail = f"{metric} not worse than base ({_fmt(old)} -> {_fmt(new)}; tolerance {_fmt(tolerance)})"
-        rules.append(Rule("regression", metric, passed, detail))
-    return rules, notes
+        checks.append(
+            regression_check(metric, pr[metric], base[metric], tolerance, f"report.max_regression.{metric}")
+        )
+    return checks, notes
 
 
 def judge(
@@ -141,16 +116,14 @@ def judge(
             "the base revision's apply to it, the new ones to later pull requests"
         )
     base_floors = ((base.params or {}).get("evaluate") or {}).get("gate")
-    rules = floor_rules(pr.gate, base_floors if isinstance(base_floors, dict) else None, pr.evaluate)
+    checks = floor_checks(pr.gate, base_floors if isinstance(base_floors, dict) else None, pr.evaluate)
     champion, source = same_window_base
     if champion is not None:
         notes.append(
             f"the training data changed: regressions are checked against the production model scored on this "
             f"pull request's test window ({source}), not against the base's older window"
         )
-    more_rules, more_notes = regression_rules(
+    more, more_notes = regression_checks(
         champion if champion is not None else base.evaluate, pr.evaluate, policy
     )
-    rules += more_rules
-    notes += more_notes
-    return Verdict(passed=all(rule.passed for rule in rules), rules=rules, notes=notes)
+    return verdict([*checks, *more], [*notes, *more_notes])

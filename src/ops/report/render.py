@@ -6,18 +6,16 @@ PR comment) with absolute ones. Everything here is a pure function of its argume
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mlcore.metrics import HIGHER_IS_BETTER
+from mlcore.rules import Verdict, fmt, higher_is_better, number
 from ops.report.outputs import DATA, EVALUATE, OPTUNA_HISTORY, PARAMS, Outputs
 
-if TYPE_CHECKING:  # gate.py formats its rule details with _fmt, so it imports this module, not the other way
-    from ops.report.gate import Verdict
-
 # Metrics shown in the table, in this order; others found in metrics/evaluate.json follow.
-METRIC_ORDER = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "log_loss", "brier")
+METRIC_ORDER = tuple(HIGHER_IS_BETTER)
 # Descriptive numbers: shown, never judged as better or worse.
 CONTEXT_KEYS = ("n_test", "positive_rate", "threshold")
 DATA_KEYS = ("snapshot_sha256", "rows", "window_start", "window_end", "cutoff", "positive_rate")
@@ -25,22 +23,8 @@ DATA_KEYS = ("snapshot_sha256", "rows", "window_start", "window_end", "cutoff", 
 CHANGE_MARK = {"better": "better ▲", "worse": "worse ▼", "same": "same", "": ""}
 
 
-def _number(value: Any) -> int | float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        return None
-    return value
-
-
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:.4g}"
-    return str(value)
+    return fmt(value, missing="—")
 
 
 @dataclass(frozen=True)
@@ -52,22 +36,20 @@ class MetricRow:
     change: str  # "better" | "worse" | "same" | "" (not comparable or not judged)
 
 
-def metric_rows(
-    base: Mapping[str, Any] | None, pr: Mapping[str, Any], lower_is_better: Sequence[str]
-) -> list[MetricRow]:
+def metric_rows(base: Mapping[str, Any] | None, pr: Mapping[str, Any]) -> list[MetricRow]:
     base = base or {}
     judged = [m for m in METRIC_ORDER if m in pr or m in base]
     others = sorted(k for k in {*pr, *base} if k not in judged and k not in CONTEXT_KEYS)
     rows = []
     for metric in [*judged, *others, *[k for k in CONTEXT_KEYS if k in pr or k in base]]:
-        old, new = _number(base.get(metric)), _number(pr.get(metric))
+        old, new = number(base.get(metric)), number(pr.get(metric))
         delta = None if old is None or new is None else new - old
         change = ""
-        if delta is not None and metric not in CONTEXT_KEYS:
+        if delta is not None and metric not in CONTEXT_KEYS and metric in HIGHER_IS_BETTER:
             if abs(delta) < 5e-5:
                 change = "same"
             else:
-                better = delta < 0 if metric in lower_is_better else delta > 0
+                better = delta > 0 if higher_is_better(metric) else delta < 0
                 change = "better" if better else "worse"
         rows.append(MetricRow(metric, old, new, delta, change))
     return rows
@@ -131,7 +113,7 @@ def verdict_lines(verdict: Verdict, rows: list[MetricRow], headline: str, base_r
     if verdict.passed:
         lines.append("## ✅ Quality gate passed")
     else:
-        reasons = "; ".join(rule.detail for rule in verdict.failed)
+        reasons = "; ".join(check.detail for check in verdict.failed)
         lines.append("## ❌ Quality gate failed")
         lines += ["", f"**Failed:** {reasons}"]
     head = next((row for row in rows if row.metric == headline), None)
@@ -148,9 +130,9 @@ def verdict_lines(verdict: Verdict, rows: list[MetricRow], headline: str, base_r
         ]
     lines += ["", "| rule | metric | result | detail |", "|---|---|---|---|"]
     lines += [
-        f"| {rule.name} | {rule.metric} | {'pass' if rule.passed else '**FAIL**'} "
-        f"| {_cell(rule.detail, limit=200)} |"
-        for rule in verdict.rules
+        f"| {check.kind} | {check.metric} | {'pass' if check.passed else '**FAIL**'} "
+        f"| {_cell(check.detail, limit=200)} |"
+        for check in verdict.checks
     ]
     if verdict.notes:
         lines += ["", *[f"- note: {note}" for note in verdict.notes]]
