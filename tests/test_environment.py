@@ -1,0 +1,49 @@
+"""Every environment variable the pipeline, the jobs and the tools read is in docs/contracts.md's one table."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import REPO_ROOT
+
+# os.environ["X"], os.environ.get("X"), env.get("X") on a copy of os.environ, os.getenv("X"), NAME_ENV = "X"
+READ = re.compile(
+    r"""(?:environ(?:\.get)?|getenv|env\.get)\(?\[?\s*["']([A-Z][A-Z0-9_]+)["']|_ENV\s*=\s*["']([A-Z][A-Z0-9_]+)["']"""
+)
+
+
+SYSTEM = {"PATH", "HOME"}  # the process's own, extended or passed on, never a setting
+
+
+def _read_in(folder: str) -> set[str]:
+    names = set()
+    for path in (REPO_ROOT / folder).rglob("*.py"):
+        for match in READ.finditer(path.read_text(encoding="utf-8")):
+            names.add(match.group(1) or match.group(2))
+    return names
+
+
+def _documented() -> set[str]:
+    text = (REPO_ROOT / "docs/contracts.md").read_text(encoding="utf-8")
+    table = text.split("## Environment overrides", 1)[1].split("\n## ", 1)[0]
+    return {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])
+    }
+
+
+def test_every_variable_the_code_reads_is_documented_once():
+    read = _read_in("src") | _read_in("tools")
+    assert read, "the pattern found nothing: it no longer matches how the code reads the environment"
+    assert read - SYSTEM - _documented() == set()
+
+
+def test_the_table_names_no_variable_the_code_does_not_use():
+    used = set()
+    for folder in ("src", "tools"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            used |= {name for name in _documented() if f'"{name}"' in text}
+    assert _documented() - used == set()
