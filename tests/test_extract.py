@@ -13,14 +13,8 @@ from mlcore.errors import PipelineError
 from mlcore.io import read_json, sha256_file
 from pipeline import extract
 from pipeline.config import parse_params
-from pipeline.extract import (
-    extract_snapshot,
-    main,
-    open_warehouse,
-    parse_cutoff,
-    schema_types,
-    training_window,
-)
+from pipeline.extract import extract_snapshot, main, parse_cutoff, training_window
+from pipeline.warehouse import open_warehouse, schema_types
 from tests.conftest import REPO_ROOT
 
 MONTHS = month_range("2024-01", 3)

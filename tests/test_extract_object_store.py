@@ -14,7 +14,8 @@ from demo.generate import generate_month, month_range, write_month
 from mlcore.errors import PipelineError
 from mlcore.io import read_json
 from pipeline.config import parse_params
-from pipeline.extract import extract_snapshot, main, open_warehouse
+from pipeline.extract import extract_snapshot, main
+from pipeline.warehouse import open_warehouse
 from tests.conftest import REPO_ROOT
 
 _buckets = itertools.count()

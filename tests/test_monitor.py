@@ -1,6 +1,6 @@
 """Monitoring on prediction logs built in the test: verdicts, report files, exit status and the trigger.
 
-The "model" here is the demo generator's own churn model before any drift (demo.generate.churn_log_odds),
+The "model" here is the demo generator's own churn model before any drift (demo.world.churn_log_odds),
 and its reference statistics come from the same code `train` uses, so the tests need no training run.
 """
 
@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from demo.generate import churn_log_odds, generate_month
+from demo.generate import generate_month
+from demo.world import churn_log_odds
 from mlcore.predlog_schema import metadata as log_tables
 from ops.monitor.judge import EXIT_BREACH, MonitorParams
 from ops.monitor.run import main, run_monitor

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from mlcore.errors import PipelineError, cli_entrypoint
 from pipeline.config import load_params
-from pipeline.extract import WAREHOUSE_URL_ENV
+from pipeline.warehouse import WAREHOUSE_URL_ENV
 
 _INSERT_BATCH = 10_000
 

@@ -1,0 +1,198 @@
+"""The warehouse `extract` queries: DuckDB in-process over data files, or any database SQLAlchemy reaches.
+
+DuckDB (the default) reads `warehouse.files` (Parquet or CSV; a relative path is relative to params.yaml;
+`s3://bucket/prefix/*.parquet` and other object stores through fsspec, e.g. s3fs, with credentials from the
+environment) as a view named `warehouse.table`. With `WAREHOUSE_URL` set (a SQLAlchemy URL such as
+postgresql+psycopg://user@host/db) the query runs in that database instead. Both stream the result in Arrow
+batches of at most `chunk_rows` rows, and both give the columns the data contract names the same Arrow types
+(`schema_types`), so the same rows make the same snapshot whichever warehouse served them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from mlcore.errors import PipelineError
+from pipeline.config import Params, SchemaParams, WarehouseParams
+
+WAREHOUSE_URL_ENV = "WAREHOUSE_URL"
+_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "category": pa.string()}
+_BIND = re.compile(r"(?<![:\w]):(window_start|window_end)\b")
+
+
+# --- types ----------------------------------------------------------------------------------------
+
+
+def schema_types(schema: SchemaParams) -> dict[str, pa.DataType]:
+    """The Arrow type of every column the data contract names."""
+    types = {name: _ARROW_TYPES[spec.type] for name, spec in schema.features.items()}
+    types[schema.id_column] = pa.string()
+    types[schema.time_column] = pa.timestamp("us")
+    types[schema.label] = pa.int64()
+    return types
+
+
+def _rows_to_batch(names: list[str], rows: list, types: dict[str, pa.DataType]) -> pa.RecordBatch:
+    """Rows of Python values (from a DB-API cursor) -> one Arrow batch, contract columns typed directly."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    arrays = []
+    for name, values in zip(names, columns, strict=True):
+        try:
+            arrays.append(pa.array(values, type=types.get(name)))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            arrays.append(pa.array(values))  # e.g. NUMERIC -> decimal; _conform casts it or names the column
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+# --- warehouses -----------------------------------------------------------------------------------
+
+
+class DuckDBWarehouse:
+    """DuckDB in-process, with a view over the data files."""
+
+    def __init__(self, warehouse: WarehouseParams, base_dir: Path) -> None:
+        import duckdb
+
+        self._duckdb = duckdb
+        files = warehouse.files
+        if "://" not in files and not Path(files).is_absolute():
+            files = str(base_dir / files)
+        reader = "read_csv_auto" if files.lower().endswith((".csv", ".csv.gz")) else "read_parquet"
+        self.name = f"duckdb over {warehouse.files}"
+        object_store = _object_store(files)
+        # Spill to a private temporary directory (DuckDB's default is ./.tmp in the working directory).
+        self._spill_dir = tempfile.mkdtemp(prefix="extract-duckdb-")
+        self._con = duckdb.connect(
+            config={"memory_limit": warehouse.duckdb_memory_limit, "temp_directory": self._spill_dir}
+        )
+        try:
+            if object_store is not None:
+                self._con.register_filesystem(object_store)
+            self._con.execute(f'CREATE VIEW "{warehouse.table}" AS SELECT * FROM {reader}({_sql_str(files)})')
+        except duckdb.Error as exc:
+            self.close()
+            raise PipelineError(f"params.yaml: warehouse.files: {_first_line(exc)}") from exc
+
+    def scalar(self, sql: str):
+        try:
+            return self._con.execute(sql).fetchall()[0][0]
+        except self._duckdb.Error as exc:
+            raise PipelineError(f"warehouse ({self.name}): {_first_line(exc)}") from exc
+
+    def batches(self, query: str, binds: dict, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        try:
+            used = {name: binds[name] for name in _BIND.findall(query)}  # DuckDB refuses unused values
+            sql = _BIND.sub(r"$\1", query)
+            reader = self._con.sql(sql, params=used or None).to_arrow_reader(chunk_rows)
+            yield from reader
+        except self._duckdb.Error as exc:
+            raise PipelineError(f"params.yaml: extract.query: {_first_line(exc)}") from exc
+
+    def close(self) -> None:
+        self._con.close()
+        shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+
+def _object_store(files: str):
+    """The fsspec filesystem for `s3://...`, `gs://...` (any scheme but local files), which DuckDB then reads
+    through; None for local paths. Credentials and endpoint come from the environment, as for any client of that
+    store (s3fs: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3, or FSSPEC_S3_* keys)."""
+    scheme = files.split("://", 1)[0].lower() if "://" in files else "file"
+    if scheme in ("file", "local"):
+        return None
+    import fsspec
+
+    try:
+        # A fresh instance: a cached one would keep the credentials/endpoint of an earlier call in this process.
+        return fsspec.filesystem(scheme, skip_instance_cache=True)
+    except (ImportError, ValueError) as exc:
+        raise PipelineError(
+            f"params.yaml: warehouse.files: no filesystem for '{scheme}://' ({_first_line(exc)}); "
+            "install its fsspec package (s3fs for s3://, gcsfs for gs://, adlfs for az://)"
+        ) from exc
+
+
+class SQLAlchemyWarehouse:
+    """Any database SQLAlchemy reaches; results stream through a server-side cursor (PostgreSQL: psycopg)."""
+
+    def __init__(self, url: str, types: dict[str, pa.DataType]) -> None:
+        import sqlalchemy as sa
+
+        self._sa = sa
+        self._types = types
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise PipelineError(f"{WAREHOUSE_URL_ENV}: not a valid SQLAlchemy URL") from exc
+        # Name the host and database in messages, never the password.
+        self.name = (
+            f"{parsed.host or 'localhost'}{f':{parsed.port}' if parsed.port else ''}/{parsed.database or ''}"
+        )
+        try:
+            self._engine = sa.create_engine(parsed)
+            self._engine.connect().close()
+        except (sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
+            raise PipelineError(
+                f"{WAREHOUSE_URL_ENV}: no driver for '{parsed.drivername}' (install the database's driver)"
+            ) from exc
+        except sa.exc.DBAPIError as exc:
+            raise PipelineError(
+                f"{WAREHOUSE_URL_ENV}: cannot connect to {self.name}: {_first_line(exc.orig or exc)}"
+            ) from exc
+
+    def scalar(self, sql: str):
+        try:
+            with self._engine.connect() as conn:
+                return conn.execute(self._sa.text(sql)).scalar()
+        except self._sa.exc.DBAPIError as exc:
+            raise PipelineError(f"warehouse ({self.name}): {_first_line(exc.orig or exc)}") from exc
+
+    def batches(self, query: str, binds: dict, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        try:
+            with self._engine.connect() as conn:
+                result = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows).execute(
+                    self._sa.text(query), binds
+                )
+                names = list(result.keys())
+                yielded = False
+                for rows in result.partitions(chunk_rows):
+                    yielded = True
+                    yield _rows_to_batch(names, rows, self._types)
+                if not yielded:
+                    yield _rows_to_batch(names, [], self._types)
+        except self._sa.exc.DBAPIError as exc:
+            raise PipelineError(f"params.yaml: extract.query: {_first_line(exc.orig or exc)}") from exc
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def open_warehouse(params: Params, base_dir: Path, url: str | None = None):
+    """DuckDB over the files, or the database at `url` (WAREHOUSE_URL) when given."""
+    if url:
+        return SQLAlchemyWarehouse(url, schema_types(params.schema))
+    return DuckDBWarehouse(params.warehouse, base_dir)
+
+
+# --- messages -------------------------------------------------------------------------------------
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].startswith("Traceback"):
+        # DuckDB passes on an error raised in a Python filesystem (fsspec) with its traceback: name the error.
+        raised = [line for line in lines if re.match(r"[A-Za-z_][\w.]*(Error|Exception): ", line)]
+        return raised[-1] if raised else lines[-1].strip()
+    return lines[0]
