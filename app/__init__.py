@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
+from threadpoolctl import threadpool_limits
+
+from app import api, docs
+from app.model import load_service
+from app.observability import Metrics
+from app.predlog import PredictionLog
 
 DEFAULTS: dict[str, Any] = {
     "MODEL_DIR": "model",  # model.skops + metadata.json written by `make run`
@@ -58,13 +64,6 @@ def _from_env(defaults: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    from threadpoolctl import threadpool_limits
-
-    from app import api, docs
-    from app.model import load_service
-    from app.observability import Metrics
-    from app.predlog import PredictionLog
-
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(_from_env(DEFAULTS))
