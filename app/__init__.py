@@ -2,7 +2,8 @@
 
 `create_app(test_config=None)` builds it: defaults, then environment variables (same names, e.g. MODEL_DIR), then
 `test_config`. Production runs it under gunicorn (`app/gunicorn.conf.py`, entry point `app.wsgi:app`); the model is
-loaded once per worker, here, never per request.
+loaded once per worker, here, never per request. `DEFAULTS` lists every setting the app reads (gunicorn.conf.py
+lists the server's own; docs/serving.md both).
 """
 
 from __future__ import annotations
