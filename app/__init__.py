@@ -2,7 +2,8 @@
 
 `create_app(test_config=None)` builds it: defaults, then environment variables (same names, e.g. MODEL_DIR), then
 `test_config`. Production runs it under gunicorn (`app/gunicorn.conf.py`, entry point `app.wsgi:app`); the model is
-loaded once per worker, here, never per request.
+loaded once per worker, here, never per request. `DEFAULTS` lists every setting the app reads (gunicorn.conf.py
+lists the server's own; docs/serving.md both).
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
+from threadpoolctl import threadpool_limits
+
+from app import api, docs
+from app.model import load_service
+from app.observability import Metrics
+from app.predlog import PredictionLog
 
 DEFAULTS: dict[str, Any] = {
     "MODEL_DIR": "model",  # model.skops + metadata.json written by `make run`
@@ -58,13 +65,6 @@ def _from_env(defaults: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    from threadpoolctl import threadpool_limits
-
-    from app import api, docs
-    from app.model import load_service
-    from app.observability import Metrics
-    from app.predlog import PredictionLog
-
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(_from_env(DEFAULTS))

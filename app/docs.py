@@ -1,11 +1,16 @@
-"""GET /openapi.json (OpenAPI 3.0, generated from the same feature schema that validates requests, with the real
-example record from the model's metadata) and GET /docs (Swagger UI, its files served by this app: works offline).
+"""GET /openapi.json (OpenAPI 3.0: app/openapi.yaml, with the Record schema taken from the same feature schema that
+validates requests and the real example record from the model's metadata) and GET /docs (Swagger UI, its files
+served by this app: works offline).
 """
 
 from __future__ import annotations
 
+import copy
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import yaml
 from flask import Blueprint, Response, current_app, send_from_directory
 
 from app.api import json_response, state
@@ -31,210 +36,30 @@ DOCS_PAGE = """<!doctype html>
 """
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
+SPEC_FILE = Path(__file__).parent / "openapi.yaml"
 
 
-def _json(ref: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
+@cache
+def _static_spec() -> dict[str, Any]:
+    """openapi.yaml, read once per process (on the first GET /openapi.json, not at import)."""
+    return yaml.safe_load(SPEC_FILE.read_text(encoding="utf-8"))
 
 
 def openapi_spec(
     record_schema: dict[str, Any], example: dict[str, Any] | None, max_batch: int, model_version: str
 ) -> dict[str, Any]:
-    predict_examples = {}
+    """openapi.yaml with the parts that depend on the loaded model filled in."""
+    spec = copy.deepcopy(_static_spec())
+    spec["info"]["version"] = model_version
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    body["schema"]["oneOf"][1]["maxItems"] = max_batch
     if example:
-        predict_examples = {
+        body["examples"] = {
             "one": {"summary": "One record", "value": example},
             "batch": {"summary": "A batch", "value": [example, example]},
         }
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "Churn model API",
-            "version": model_version,
-            "description": "Predicts customer churn with the model trained by the pipeline. Records are "
-            "validated against the model's feature schema; unknown fields are rejected.",
-        },
-        "paths": {
-            "/predict": {
-                "post": {
-                    "summary": "Predict churn for one record or a batch",
-                    "operationId": "predict",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "oneOf": [
-                                        {"$ref": "#/components/schemas/Record"},
-                                        {
-                                            "type": "array",
-                                            "items": {"$ref": "#/components/schemas/Record"},
-                                            "minItems": 1,
-                                            "maxItems": max_batch,
-                                        },
-                                    ]
-                                },
-                                **({"examples": predict_examples} if predict_examples else {}),
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _json(
-                            "#/components/schemas/Predictions", "One prediction per record, in order"
-                        ),
-                        "400": _error("The body is not valid JSON"),
-                        "413": _error("Too many records or too large a body"),
-                        "415": _error("The body is not declared as JSON"),
-                        "422": _error(
-                            "A record breaks the schema (the error names the field and record index)"
-                        ),
-                        "503": _error("No verified model is loaded"),
-                    },
-                }
-            },
-            "/feedback": {
-                "post": {
-                    "summary": "Report the true label of an earlier prediction",
-                    "operationId": "feedback",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "required": ["prediction_id", "label"],
-                                    "properties": {
-                                        "prediction_id": {"type": "string", "minLength": 1},
-                                        "label": {"type": "integer", "enum": [0, 1]},
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "201": _json("#/components/schemas/Feedback", "Recorded"),
-                        "400": _error("The body is not valid JSON"),
-                        "404": _error(
-                            "No prediction with this id (or not yet written: retry after a second)"
-                        ),
-                        "409": _error("This prediction already has a label"),
-                        "413": _error("Too large a body"),
-                        "415": _error("The body is not declared as JSON"),
-                        "422": _error("Invalid fields"),
-                    },
-                }
-            },
-            "/health": {
-                "get": {
-                    "summary": "Liveness: the process answers",
-                    "operationId": "health",
-                    "responses": {"200": _json("#/components/schemas/Health", "Alive")},
-                }
-            },
-            "/ready": {
-                "get": {
-                    "summary": "Readiness: a verified model is loaded and the server is not stopping",
-                    "operationId": "ready",
-                    "responses": {
-                        "200": _json("#/components/schemas/Readiness", "Ready"),
-                        "503": _json("#/components/schemas/Readiness", "Not ready"),
-                    },
-                }
-            },
-            "/metadata": {
-                "get": {
-                    "summary": "The model: version, data hash, params, metrics, features schema",
-                    "operationId": "metadata",
-                    "responses": {
-                        "200": {
-                            "description": "metadata.json (without the drift reference)",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        },
-                        "503": _error("No verified model is loaded"),
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "operationId": "metrics",
-                    "responses": {
-                        "200": {
-                            "description": "Prometheus text format",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
-        },
-        "components": {
-            "schemas": {
-                "Record": record_schema,
-                "Prediction": {
-                    "type": "object",
-                    "required": ["prediction", "probability", "prediction_id", "model_version"],
-                    "properties": {
-                        "prediction": {"type": "integer", "enum": [0, 1]},
-                        "probability": {"type": "number", "minimum": 0, "maximum": 1},
-                        "prediction_id": {"type": "string"},
-                        "model_version": {"type": "string"},
-                    },
-                },
-                "Predictions": {
-                    "type": "object",
-                    "required": ["predictions"],
-                    "properties": {
-                        "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}
-                    },
-                },
-                "Feedback": {
-                    "type": "object",
-                    "required": ["prediction_id", "label", "status"],
-                    "properties": {
-                        "prediction_id": {"type": "string"},
-                        "label": {"type": "integer", "enum": [0, 1]},
-                        "status": {"type": "string"},
-                    },
-                },
-                "Health": {
-                    "type": "object",
-                    "required": ["status"],
-                    "properties": {"status": {"type": "string"}},
-                },
-                "Readiness": {
-                    "type": "object",
-                    "required": ["ready"],
-                    "properties": {
-                        "ready": {"type": "boolean"},
-                        "reason": {"type": "string"},
-                        "model_version": {"type": "string"},
-                    },
-                },
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                                "field": {"type": "string"},
-                                "index": {"type": "integer"},
-                            },
-                        }
-                    },
-                },
-            }
-        },
-    }
+    spec["components"]["schemas"]["Record"] = record_schema
+    return spec
 
 
 @bp.get("/openapi.json")

@@ -13,6 +13,13 @@
     WORKER_CONNECTIONS  gthread: connections one worker holds at most (default 1000)
     PRELOAD           1 (default) = the master loads and verifies the model once, then forks the workers;
                       0 = each worker loads it after the fork
+    ACCESS_LOG        gunicorn's access log: "-" = stdout (default off: it costs ~10% throughput)
+    LOG_LEVEL         gunicorn's log level (default info)
+    PROMETHEUS_MULTIPROC_DIR  where the workers' metrics are merged (default: a temporary directory this file
+                      creates, and removes at exit)
+    OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS  native threads per process (default 1)
+
+The app's own settings (MODEL_DIR, ...) are `DEFAULTS` in app/__init__.py; docs/serving.md lists both.
 
 Preloading makes a HUP reload instant: new workers are forked from the master with the model in memory, so they
 serve at once while the old ones finish (measured: loading takes seconds to a minute on a busy 2-core machine,
