@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres import postgres_server
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.support.postgres import postgres_server
 
 # The longest modules run first. `make test` runs two pytest-xdist workers that take one module at a time
 # (`--dist loadfile`), so a long module started last would keep one worker busy while the other sits idle. The
@@ -41,7 +39,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny HistGradientBoosting model artifact, written once per session (copy it before changing it)."""
-    from tests.model_fixture import train_tiny_model
+    from tests.support.model_fixture import train_tiny_model
 
     path = tmp_path_factory.mktemp("model")
     train_tiny_model(path)

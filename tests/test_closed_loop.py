@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from demo.generate import month_records
-from tests.conftest import REPO_ROOT
-from tests.gunicorn_server import gunicorn
+from tests.support.gunicorn_server import gunicorn
+from tests.support.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 # os.environ["X"], os.environ.get("X"), env.get("X") on a copy of os.environ, os.getenv("X"), NAME_ENV = "X"
 READ = re.compile(

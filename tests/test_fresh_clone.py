@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 # What a new machine does not have set: anything that would point the run at our own services or state.
 SCRUBBED = ("WAREHOUSE_URL", "OPTUNA_STORAGE", "PREDICTION_LOG_URL", "VIRTUAL_ENV", "CUTOFF", "MAKEFLAGS")

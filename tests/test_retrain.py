@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ops.retrain import PromotionRule, judge, propose
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 BIN = Path(sys.executable).parent
 

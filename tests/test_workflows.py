@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 WORKFLOW_DIR = REPO_ROOT / ".github" / "workflows"
 WORKFLOWS = sorted([*WORKFLOW_DIR.glob("*.yaml"), *WORKFLOW_DIR.glob("*.yml")])

@@ -1,0 +1,50 @@
+import pytest
+
+from mlcore.errors import PipelineError
+from pipeline.config import load_params
+from tests.support.factories import raw_params
+from tests.support.paths import REPO_ROOT
+
+
+def test_repository_params_load_with_typed_sections():
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert params.schema.label == "churned"
+    assert "contract" in params.schema.categorical_features
+    assert "tenure_months" in params.schema.numeric_features
+    assert params.tune.n_trials >= 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda r: r["tune"].update(n_trials="many"), "tune.n_trials"),
+        (lambda r: r["tune"].pop("metric"), "tune.metric"),
+        (lambda r: r["tune"].update(metric="accuracy_at_k"), "tune.metric"),
+        (lambda r: r["prepare"].update(test_days=-3), "prepare.test_days"),
+        (lambda r: r["evaluate"].update(thresold=0.4), "evaluate.thresold"),
+        (lambda r: r["schema"]["features"]["contract"].pop("allowed"), "schema.features.contract"),
+        (lambda r: r["tune"]["search_space"]["max_iter"].update(low=500), "tune.search_space.max_iter"),
+        (lambda r: r.pop("model"), "model"),
+    ],
+)
+def test_bad_params_name_the_key(tmp_path, mutate, expected):
+    raw = raw_params()
+    mutate(raw)
+    import yaml
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PipelineError) as err:
+        load_params(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {expected}")
+    assert "\n" not in message
+
+
+def test_unreadable_params_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("tune: [unclosed\n")
+    with pytest.raises(PipelineError, match="not valid YAML"):
+        load_params(path)
+    with pytest.raises(PipelineError, match="file not found"):
+        load_params(tmp_path / "absent.yaml")

@@ -1,0 +1,255 @@
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from demo.generate import generate_month, month_range, write_month
+from demo.load_warehouse import load_files
+from mlcore.errors import PipelineError
+from mlcore.io import read_json, sha256_file
+from pipeline import extract
+from pipeline.config import parse_params
+from pipeline.extract import extract_snapshot, main, parse_cutoff, training_window
+from pipeline.warehouse import open_warehouse, schema_types
+from tests.support.paths import REPO_ROOT
+
+MONTHS = month_range("2024-01", 3)
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    """Three generated months of 120 rows each, as the warehouse files and as one frame."""
+    root = tmp_path_factory.mktemp("warehouse")
+    frames = [generate_month(m, 120, 11) for m in MONTHS]
+    for month, frame in zip(MONTHS, frames, strict=True):
+        write_month(frame, root / "events" / f"{month}.parquet")
+    return root, pd.concat(frames, ignore_index=True)
+
+
+def _params(files, **extract_overrides):
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["warehouse"]["files"] = str(files)
+    raw["extract"].update(extract_overrides)
+    return parse_params(raw)
+
+
+def _run(events, out, url=None, **overrides):
+    root, _ = events
+    params = _params(root / "events" / "*.parquet", **overrides)
+    warehouse = open_warehouse(params, root, url)
+    try:
+        return extract_snapshot(warehouse, params.extract, params.schema, params.warehouse.table, out)
+    finally:
+        warehouse.close()
+
+
+@pytest.mark.parametrize(
+    ("cutoff", "expected"),
+    [("latest", None), ("2025-06-30", date(2025, 6, 30)), ("2024-02-29", date(2024, 2, 29))],
+)
+def test_parse_cutoff_accepts_latest_or_a_date(cutoff, expected):
+    assert parse_cutoff(cutoff) == expected
+
+
+@pytest.mark.parametrize(
+    "cutoff", ["yesterday", "2025-13-01", "2025-6-1", "2023-02-29", "", "2025-06-30T12:00"]
+)
+def test_parse_cutoff_rejects_anything_else_naming_the_key(cutoff):
+    with pytest.raises(PipelineError, match=f"extract.cutoff: '{cutoff}' is neither 'latest' nor a date"):
+        parse_cutoff(cutoff)
+
+
+def test_training_window_covers_whole_days_up_to_and_including_the_cutoff():
+    assert training_window(date(2025, 6, 30), 30) == (datetime(2025, 6, 1), datetime(2025, 7, 1))
+    assert training_window(date(2024, 3, 1), 1) == (datetime(2024, 3, 1), datetime(2024, 3, 2))
+
+
+def test_latest_cutoff_takes_the_newest_day_and_returns_exactly_the_window(events, tmp_path):
+    _, frame = events
+    info = _run(events, tmp_path / "snap.parquet", window_days=40)
+    newest = frame["event_time"].max()
+    assert info["cutoff"] == newest.date().isoformat()
+    end = pd.Timestamp(newest.date()) + pd.Timedelta(days=1)
+    start = end - pd.Timedelta(days=40)
+    assert (info["window_start"], info["window_end"]) == (start.isoformat(), end.isoformat())
+    expected = frame[(frame["event_time"] >= start) & (frame["event_time"] < end)]
+    snapshot = pd.read_parquet(tmp_path / "snap.parquet")
+    assert info["rows"] == len(snapshot) == len(expected) > 0
+    assert list(snapshot["customer_id"]) == list(
+        expected.sort_values(["event_time", "customer_id"])["customer_id"]
+    )
+    assert info["positive_rate"] == pytest.approx(expected["churned"].mean(), abs=1e-6)
+    assert info["snapshot_sha256"] == sha256_file(tmp_path / "snap.parquet")
+
+
+def test_date_cutoff_includes_that_day_and_nothing_after(events, tmp_path):
+    _, frame = events
+    info = _run(events, tmp_path / "snap.parquet", cutoff="2024-02-15", window_days=10)
+    snapshot = pd.read_parquet(tmp_path / "snap.parquet")
+    assert snapshot["event_time"].min() >= pd.Timestamp("2024-02-06")
+    assert snapshot["event_time"].max() < pd.Timestamp("2024-02-16")
+    in_window = frame["event_time"].between(pd.Timestamp("2024-02-06"), pd.Timestamp("2024-02-16"), "left")
+    assert info["rows"] == in_window.sum()
+    assert info["window_end"] == "2024-02-16T00:00:00"
+
+
+def test_snapshot_has_the_contract_types(events, tmp_path):
+    _run(events, tmp_path / "snap.parquet")
+    params = _params("unused")
+    arrow_schema = pq.read_schema(tmp_path / "snap.parquet")
+    expected = schema_types(params.schema)
+    assert {name: arrow_schema.field(name).type for name in arrow_schema.names} == expected
+    assert arrow_schema.metadata is None or b"pandas" not in arrow_schema.metadata
+
+
+def test_chunked_output_is_byte_identical_to_unchunked(events, tmp_path, monkeypatch):
+    monkeypatch.setattr(extract, "ROW_GROUP_ROWS", 50)  # several row groups even for tiny data
+    one = _run(events, tmp_path / "one.parquet", chunk_rows=1_000_000)
+    small = _run(events, tmp_path / "small.parquet", chunk_rows=7)
+    assert one == {**small, "snapshot_sha256": one["snapshot_sha256"]}
+    assert (tmp_path / "one.parquet").read_bytes() == (tmp_path / "small.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "small.parquet").metadata.num_row_groups == -(-one["rows"] // 50)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"cutoff": "2020-01-31"}, "no rows between 2018-08-10T00:00:00 and 2020-02-01T00:00:00"),
+        ({"query": "SELECT customer_id, no_such_column FROM events"}, "extract.query: .*no_such_column"),
+        ({"query": "SELECT * FROM no_such_table WHERE 1 = 1"}, "extract.query: .*no_such_table"),
+        ({"cutoff": "last week"}, "extract.cutoff: 'last week'"),
+    ],
+)
+def test_bad_inputs_stop_with_one_clear_line_and_keep_the_old_output(events, tmp_path, overrides, message):
+    out = tmp_path / "snap.parquet"
+    out.write_bytes(b"previous snapshot")
+    with pytest.raises(PipelineError, match=message):
+        _run(events, out, **overrides)
+    assert out.read_bytes() == b"previous snapshot"
+    assert [p.name for p in tmp_path.iterdir()] == ["snap.parquet"]  # no temporary file left behind
+
+
+def test_missing_warehouse_files_name_the_key(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the DuckDB spill directory goes
+    params = _params(tmp_path / "nothing" / "*.parquet")
+    with pytest.raises(PipelineError, match=r"warehouse\.files: .*No files found"):
+        open_warehouse(params, tmp_path)
+    assert not list(tmp_path.glob("extract-duckdb-*"))  # nothing left behind
+
+
+def _write_params(tmp_path, files, **extract_overrides):
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["warehouse"]["files"] = files
+    raw["extract"].update(extract_overrides)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _cli_args(params, tmp_path):
+    return ["--params", str(params), "--out", str(tmp_path / "s.parquet"), "--info", str(tmp_path / "d.json")]
+
+
+def test_cli_reads_files_relative_to_params_and_writes_the_data_json_contract(events, tmp_path, monkeypatch):
+    root, _ = events
+    monkeypatch.delenv("WAREHOUSE_URL", raising=False)
+    (tmp_path / "data").symlink_to(root)
+    params = _write_params(tmp_path, "data/events/*.parquet")
+    monkeypatch.chdir(REPO_ROOT)  # the relative path must not depend on the working directory
+    rc = main(
+        ["--params", str(params), "--out", str(tmp_path / "s.parquet"), "--info", str(tmp_path / "d.json")]
+    )
+    assert rc == 0
+    info = read_json(tmp_path / "d.json")
+    assert set(info) == {"rows", "window_start", "window_end", "cutoff", "snapshot_sha256", "positive_rate"}
+    assert info["rows"] == len(MONTHS) * 120  # the default window spans all three months
+
+
+def test_cli_unreachable_warehouse_url_names_the_host_but_not_the_password(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WAREHOUSE_URL", "postgresql+psycopg://etl:s3cret-pw@127.0.0.1:9/warehouse")
+    params = _write_params(tmp_path, "data/events/*.parquet")
+    rc = main(
+        ["--params", str(params), "--out", str(tmp_path / "s.parquet"), "--info", str(tmp_path / "d.json")]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1].startswith("error: WAREHOUSE_URL: cannot connect to 127.0.0.1:9/warehouse")
+    assert "s3cret" not in "\n".join(err)
+    assert not (tmp_path / "s.parquet").exists() and not (tmp_path / "d.json").exists()
+
+
+def test_invalid_warehouse_url_is_a_clear_error(events):
+    params = _params("unused")
+    with pytest.raises(PipelineError, match="WAREHOUSE_URL: not a valid SQLAlchemy URL"):
+        open_warehouse(params, events[0], "not a url")
+
+
+@pytest.fixture(scope="module")
+def postgres_events(postgres_url, events):
+    """The same generated events loaded into a PostgreSQL table `events` (by demo.load_warehouse)."""
+    root, frame = events
+    loaded = load_files(postgres_url, "events", sorted((root / "events").glob("*.parquet")))
+    assert loaded == len(frame)
+    return postgres_url
+
+
+@pytest.mark.postgres
+def test_postgres_gives_the_same_snapshot_bytes_as_duckdb(postgres_events, events, tmp_path, monkeypatch):
+    monkeypatch.setattr(extract, "ROW_GROUP_ROWS", 64)
+    duck = _run(events, tmp_path / "duck.parquet", window_days=50, chunk_rows=1000)
+    pg = _run(events, tmp_path / "pg.parquet", url=postgres_events, window_days=50, chunk_rows=13)
+    assert pg == duck
+    assert (tmp_path / "pg.parquet").read_bytes() == (tmp_path / "duck.parquet").read_bytes()
+    nulls = pd.read_parquet(tmp_path / "pg.parquet")["avg_session_minutes"].isna().sum()
+    assert nulls > 0  # missing values arrive as nulls, not NaN or zero
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"query": "SELECT no_such_column FROM events WHERE event_time < :window_end"}, "no_such_column"),
+        ({"cutoff": "2020-01-31"}, "no rows between 2018-08-10T00:00:00 and 2020-02-01T00:00:00"),
+    ],
+)
+def test_postgres_bad_query_or_empty_window_is_one_clear_error(
+    postgres_events, events, tmp_path, overrides, message
+):
+    with pytest.raises(PipelineError, match=message):
+        _run(events, tmp_path / "pg.parquet", url=postgres_events, **overrides)
+    assert not (tmp_path / "pg.parquet").exists()
+
+
+def test_duckdb_memory_limit_is_validated_and_its_spill_directory_removed(events, tmp_path):
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["warehouse"]["duckdb_memory_limit"] = "a lot"
+    with pytest.raises(PipelineError, match=r"warehouse\.duckdb_memory_limit"):
+        parse_params(raw)
+    params = _params(events[0] / "events" / "*.parquet")
+    warehouse = open_warehouse(params, events[0])
+    spill_dir = Path(warehouse._spill_dir)
+    assert spill_dir.is_dir() and spill_dir.parent != REPO_ROOT
+    warehouse.close()
+    assert not spill_dir.exists()
+
+
+def test_csv_files_give_the_same_snapshot_as_parquet(events, tmp_path):
+    import pyarrow.csv as pacsv
+
+    root, _ = events
+    for path in sorted((root / "events").glob("*.parquet")):
+        pacsv.write_csv(pq.read_table(path), tmp_path / f"{path.stem}.csv")
+    params = _params(tmp_path / "*.csv", window_days=50)
+    warehouse = open_warehouse(params, tmp_path)
+    try:
+        from_csv = extract_snapshot(
+            warehouse, params.extract, params.schema, params.warehouse.table, tmp_path / "csv.parquet"
+        )
+    finally:
+        warehouse.close()
+    from_parquet = _run(events, tmp_path / "parquet.parquet", window_days=50)
+    assert from_csv == from_parquet

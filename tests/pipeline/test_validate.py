@@ -1,0 +1,161 @@
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlcore.errors import PipelineError
+from pipeline.chunks import open_snapshot
+from pipeline.validate import main, snapshot_frames, validate_chunks, validate_snapshot
+from tests.support.factories import default_params, make_snapshot
+from tests.support.paths import REPO_ROOT
+
+
+def test_clean_snapshot_passes():
+    report = validate_snapshot(make_snapshot(600), default_params().schema)
+    assert report["passed"] is True
+    assert report["rows"] == 600
+    assert set(report["null_fraction"]) == {"total_charges", "avg_session_minutes"}
+
+
+def _break(df, how):
+    if how == "missing column":
+        return df.drop(columns=["support_tickets"])
+    if how == "wrong type":
+        return df.assign(tenure_months=df["tenure_months"].astype(str))
+    if how == "unknown category":
+        df.loc[7, "contract"] = "weekly"
+    elif how == "out of range":
+        df.loc[3, "monthly_charges"] = -5.0
+    elif how == "nan label":
+        df["churned"] = df["churned"].astype(float)
+        df.loc[2, "churned"] = float("nan")
+    elif how == "null in non-nullable":
+        df["region"] = df["region"].astype(object)
+        df.loc[4, "region"] = None
+    elif how == "too few rows":
+        return df.head(10)
+    return df
+
+
+@pytest.mark.parametrize(
+    ("how", "column", "rule"),
+    [
+        ("missing column", "support_tickets", "column_in_dataframe"),
+        ("wrong type", "tenure_months", "type is int"),
+        ("unknown category", "contract", "isin"),
+        ("out of range", "monthly_charges", "greater_than_or_equal_to(0.0)"),
+        ("nan label", "churned", "not_nullable"),
+        ("null in non-nullable", "region", "not_nullable"),
+        ("too few rows", None, "at least 500 rows"),
+    ],
+)
+def test_each_broken_rule_is_reported(how, column, rule):
+    report = validate_snapshot(_break(make_snapshot(600), how), default_params().schema)
+    assert report["passed"] is False
+    matching = [f for f in report["failures"] if f["column"] == column and rule in f["rule"]]
+    assert matching, report["failures"]
+
+
+def test_cli_fails_with_one_line_and_keeps_previous_report(tmp_path, capsys):
+    snapshot, out = tmp_path / "snapshot.parquet", tmp_path / "validation.json"
+    out.write_text('{"passed": true, "previous": 1}')
+    df = make_snapshot(600)
+    df.loc[7, "contract"] = "weekly"
+    df.to_parquet(snapshot, index=False)
+    status = main(
+        ["--params", str(REPO_ROOT / "params.yaml"), "--snapshot", str(snapshot), "--out", str(out)]
+    )
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {snapshot}: column 'contract' breaks rule 'isin(")
+    assert "weekly" in err and "\n" not in err
+    assert out.read_text() == '{"passed": true, "previous": 1}'
+
+
+def test_cli_writes_report_on_success(tmp_path):
+    snapshot, out = tmp_path / "snapshot.parquet", tmp_path / "validation.json"
+    make_snapshot(600).to_parquet(snapshot, index=False)
+    assert (
+        main(["--params", str(REPO_ROOT / "params.yaml"), "--snapshot", str(snapshot), "--out", str(out)])
+        == 0
+    )
+    assert '"passed": true' in out.read_text()
+
+
+def test_unreadable_snapshot_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match="cannot read snapshot"):
+        from pipeline.validate import run_validate
+
+        run_validate(REPO_ROOT / "params.yaml", tmp_path / "absent.parquet", tmp_path / "out.json")
+
+
+# --- a snapshot file read in chunks -------------------------------------------------------------------
+
+
+def _chunked_report(df, tmp_path, chunk_rows):
+    path = tmp_path / "snapshot.parquet"
+    df.to_parquet(path, index=False, row_group_size=250)
+    return validate_chunks(snapshot_frames(open_snapshot(path), chunk_rows), default_params().schema)
+
+
+def test_chunked_report_equals_the_whole_table_report(tmp_path):
+    df = make_snapshot(1200)
+    chunked = _chunked_report(df, tmp_path, chunk_rows=100)
+    assert chunked == validate_snapshot(df, default_params().schema)
+    assert (
+        chunked["passed"] is True and chunked["rows"] == 1200
+    )  # min_rows 500: met by the total, not a chunk
+
+
+def test_an_error_in_a_later_chunk_is_found_and_counted_with_the_rest(tmp_path):
+    df = make_snapshot(1200)
+    df.loc[[50, 950, 1100], "monthly_charges"] = [-5.0, -6.0, -7.0]  # chunks 1, 10 and 12 of 100 rows
+    df.loc[[900, 901, 1150, 1190], "contract"] = ["weekly", "daily", "weekly", "hourly"]
+    chunked = _chunked_report(df, tmp_path, chunk_rows=100)
+    assert chunked == validate_snapshot(df, default_params().schema)
+    by_column = {f["column"]: f for f in chunked["failures"]}
+    assert by_column["monthly_charges"]["count"] == 3
+    assert by_column["monthly_charges"]["examples"] == ["-5.0", "-6.0", "-7.0"]
+    assert by_column["contract"]["count"] == 4
+    assert by_column["contract"]["examples"] == ["weekly", "daily", "hourly"]
+
+
+def test_a_column_rule_counts_once_however_many_chunks(tmp_path):
+    df = make_snapshot(1200).assign(tenure_months=lambda d: d["tenure_months"].astype(str))
+    failures = _chunked_report(df, tmp_path, chunk_rows=100)["failures"]
+    assert {"column": "tenure_months", "rule": "type is int", "count": 1, "examples": []} in failures
+
+
+def test_a_null_label_in_one_chunk_types_the_label_as_in_the_whole_table(tmp_path):
+    df = make_snapshot(1200)
+    df["churned"] = df["churned"].astype("Int64")
+    df.loc[1111, "churned"] = None  # only chunk 12 holds a null; pandas reads the whole column as float
+    path = tmp_path / "snapshot.parquet"
+    # As extract writes snapshots: Arrow types only, no pandas metadata (which would restore Int64).
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None), path)
+    chunked = validate_chunks(snapshot_frames(open_snapshot(path), 100), default_params().schema)
+    whole = validate_snapshot(pd.read_parquet(path), default_params().schema)
+    assert sorted(chunked["failures"], key=str) == sorted(whole["failures"], key=str)
+    assert {(f["column"], f["rule"]) for f in chunked["failures"]} == {
+        ("churned", "type is integer"),
+        ("churned", "not_nullable"),
+    }
+
+
+def test_too_few_rows_over_all_chunks_is_one_table_rule(tmp_path):
+    report = _chunked_report(make_snapshot(450), tmp_path, chunk_rows=100)
+    assert report["failures"] == [
+        {"column": None, "rule": "at least 500 rows (schema.min_rows)", "count": 1, "examples": ["False"]}
+    ]
+    assert report["rows"] == 450
+
+
+def test_an_empty_snapshot_still_reports_missing_columns(tmp_path):
+    path = tmp_path / "snapshot.parquet"
+    make_snapshot(10).drop(columns=["region"]).head(0).to_parquet(path, index=False)
+    report = validate_chunks(snapshot_frames(open_snapshot(path), 100), default_params().schema)
+    rules = {(f["column"], f["rule"]) for f in report["failures"]}
+    assert ("region", "column_in_dataframe") in rules and (
+        None,
+        "at least 500 rows (schema.min_rows)",
+    ) in rules

@@ -1,0 +1,1 @@
+"""What the tests share besides fixtures: the repository's root, data factories, servers and harnesses."""
