@@ -3,57 +3,32 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.paths import REPO_ROOT
+from tests.support.repo import demo_repo, project_params
+from tests.support.repo import run as support_run
 
 pytestmark = pytest.mark.slow
-COPIED = ("src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore", "pyproject.toml")
+SMALL = {
+    "data": {"months": 8, "rows_per_month": 400},
+    # Small trees: what is checked here (outputs, caching, determinism, experiments) does not depend on their size.
+    "tune": {"n_trials": 3, "search_space": {"max_iter": {"type": "int", "low": 10, "high": 40, "step": 10}}},
+    "model": {"defaults": {"max_iter": 40}},
+    "evaluate": {"importance_repeats": 2},
+}
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONHASHSEED": "0",
-    }
-    env.pop("OPTUNA_STORAGE", None)
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        )
-    return proc
+    return support_run(cmd, cwd, ok=(0,) if check else tuple(range(256)))
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("repo")
-    for name in COPIED:
-        src, dst = REPO_ROOT / name, root / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"].update(months=8, rows_per_month=400)
-    params["tune"].update(n_trials=3)
-    # Small trees: what is checked here (outputs, caching, determinism, experiments) does not depend on their size.
-    params["tune"]["search_space"]["max_iter"] = {"type": "int", "low": 10, "high": 40, "step": 10}
-    params["model"]["defaults"]["max_iter"] = 40
-    params["evaluate"]["importance_repeats"] = 2
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], root)
-    run([sys.executable, "-m", "demo.generate", "--params", "params.yaml"], root)
-    run(["dvc", "add", "-q", "data"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "small pipeline"], root)
-    return root
+    return demo_repo(tmp_path_factory.mktemp("repo"), project_params(SMALL))
 
 
 def test_repro_produces_every_output_and_a_verdict(repo):
