@@ -120,7 +120,7 @@ def bench_postgres(rows: int, args: argparse.Namespace, workdir: Path, server_di
     """The same extraction through WAREHOUSE_URL, from a throw-away PostgreSQL server loaded with the data."""
     sys.path.insert(0, str(REPO_ROOT))
     from demo.load_warehouse import load_files
-    from tests.postgres import postgres_server
+    from tests.support.postgres import postgres_server
 
     data = (args.data_dir or workdir) / f"data-{rows}"
     params_file, out, info = workdir / "params.yaml", workdir / "snapshot.parquet", workdir / "data.json"

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.gunicorn_server import gunicorn  # noqa: E402
+from tests.support.gunicorn_server import gunicorn  # noqa: E402
 
 LUA = """
 wrk.method = "{method}"

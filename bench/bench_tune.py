@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tune-")))
         storage = os.environ.get("OPTUNA_STORAGE")
         if not storage:
-            from tests.postgres import postgres_server
+            from tests.support.postgres import postgres_server
 
             storage = stack.enter_context(postgres_server(tmp / "pg"))
         raw = yaml.safe_load(args.params.read_text())

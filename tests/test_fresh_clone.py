@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import REPO_ROOT
+from tests.support.repo import documented_overrides
 
-# What a new machine does not have set: anything that would point the run at our own services or state.
-SCRUBBED = ("WAREHOUSE_URL", "OPTUNA_STORAGE", "PREDICTION_LOG_URL", "VIRTUAL_ENV", "CUTOFF", "MAKEFLAGS")
+# What a new machine does not have set: every override the code reads (docs/contracts.md), and anything that
+# would point the run at our own environment. Unlike tests/support/repo.job_env, the clone gets no .venv on PATH.
+SCRUBBED = documented_overrides() | {"VIRTUAL_ENV", "MAKEFLAGS"}
 
 
 def run(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:
