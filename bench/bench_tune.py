@@ -4,7 +4,7 @@ PostgreSQL study.
 Uses the prepared data in artifacts/prepared (`dvc repro prepare`) and params.yaml's search space. For each
 worker count it runs a fresh study of the same budget (--n-trials) and times from the first worker's start
 until the last one exits (imports and data loading included, as a real worker pays them). It starts a
-throw-away PostgreSQL server (tests/postgres.py) unless OPTUNA_STORAGE names one.
+throw-away PostgreSQL server (tests/support/postgres.py) unless OPTUNA_STORAGE names one.
 
     python bench/bench_tune.py                     # 1 and 2 workers, 12 trials each
     python bench/bench_tune.py --workers 1 2 4 --n-trials 20

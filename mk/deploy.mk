@@ -1,5 +1,5 @@
 # Deployment: the container image, its end-to-end test, Kubernetes overlays and the smoke test.
-# Logic lives in src/ops/deliver/{image,deploy,smoke}.py and tools/image_test.py (tested by tests/test_{image,k8s,deploy,smoke}.py).
+# Logic lives in src/ops/deliver/{image,deploy,smoke}.py and tools/image_test.py (tested by tests/ops/deliver/test_{image,k8s,deploy,smoke}.py).
 .PHONY: image image-test image-model smoke manifests deploy rollback
 
 IMAGE ?= localhost/churn-api:dev

@@ -1,6 +1,6 @@
 # Monitoring: judge the served model on the prediction log, and trigger retraining on a breach.
 # Logic lives in src/ops/monitor/ (run, log, judge, drift, trigger, plots, render; tested by
-# tests/test_{monitor,drift,closed_loop}.py); thresholds and the trigger command in params.yaml `monitor`. Workflow: .github/workflows/monitor.yaml.
+# tests/ops/test_{monitor,drift}.py and tests/test_closed_loop.py); thresholds and the trigger command in params.yaml `monitor`. Workflow: .github/workflows/monitor.yaml.
 .PHONY: monitor monitor-model
 
 MONITOR_ARGS ?=

@@ -1,4 +1,4 @@
-"""The workflows' own logic, run job by job by a real Actions runner (act, host mode; tests/act_runner.py).
+"""The workflows' own logic, run job by job by a real Actions runner (act, host mode; tests/support/act_runner.py).
 
 What runs is the workflow as written: triggers, `if:` conditions, expressions, step and job outputs, env, and the
 make targets and scripts the steps call. The third-party actions, `gh`, `cml` and `kubectl` are stand-ins

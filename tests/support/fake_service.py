@@ -1,4 +1,4 @@
-"""A stand-in for the service behind the fake `kubectl port-forward` of tests/test_deploy.py.
+"""A stand-in for the service behind the fake `kubectl port-forward` of tests/ops/deliver/test_deploy.py.
 
 Usage: python tests/support/fake_service.py PORT  (serves on 127.0.0.1:PORT until killed)
 """

@@ -1,7 +1,7 @@
 """A tiny model artifact for the serving tests, written by the pipeline's own training code.
 
 `train_tiny_model` fits `pipeline.modeling.build_pipeline` (via `pipeline.train.train_model`) on the synthetic
-snapshot from tests/factories.py, builds metadata.json with `pipeline.train.build_metadata` and saves it with
+snapshot from tests/support/factories.py, builds metadata.json with `pipeline.train.build_metadata` and saves it with
 `mlcore.artifact.save_model`: the app under test loads it exactly as it loads the model `make run` trains.
 """
 
