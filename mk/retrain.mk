@@ -1,4 +1,5 @@
 # Continuous training: retrain on the newest data, judge champion vs challenger, propose a winner; model lineage.
+# Logic lives in src/ops/retrain/ and src/ops/lineage.py (tested by tests/test_{retrain,lineage,closed_loop}.py).
 .PHONY: retrain retrain-push retrain-propose lineage
 
 RETRAIN_OUT ?= retrain

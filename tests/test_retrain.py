@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ops.retrain import PromotionRule, judge, propose
+from ops.retrain.propose import propose
+from ops.retrain.rule import PromotionRule, judge
 from tests.support.paths import REPO_ROOT
 
 BIN = Path(sys.executable).parent

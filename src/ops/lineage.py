@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,16 +31,17 @@ from typing import Any
 
 import yaml
 
+from mlcore.artifact import load_metadata
 from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.io import write_json
-from ops.repo import git_show, model_md5
+from ops.repo import git_show, model_md5, run
 
 TAG_PREFIX = "deploy"
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _git(root: Path, *args: str, check: bool = True) -> str:
-    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    result = run(["git", *args], root, check=False, capture=True, echo=False)
     if check and result.returncode != 0:
         raise PipelineError(f"git {' '.join(args)}: {result.stderr.strip() or 'failed'}")
     return result.stdout if result.returncode == 0 else ""
@@ -60,8 +60,8 @@ def run_facts(
     if (root / data_dvc).exists():
         outs = (yaml.safe_load((root / data_dvc).read_text(encoding="utf-8")) or {}).get("outs") or [{}]
         data_md5 = outs[0].get("md5")
-    status = subprocess.run(
-        ["git", "status", "--porcelain", "--", *code_dirs], cwd=root, capture_output=True, text=True
+    status = run(
+        ["git", "status", "--porcelain", "--", *code_dirs], root, check=False, capture=True, echo=False
     )
     return {
         "revision": _git(root, "rev-parse", "--verify", "HEAD", check=False).strip() or None,
@@ -209,8 +209,6 @@ def describe_commit(
 
 def describe_workspace(root: Path, model_dir: str = "model", lineage_dir: str = "lineage") -> dict[str, Any]:
     """The lineage of the model in the working tree (model/metadata.json plus its record, if any)."""
-    from mlcore.artifact import load_metadata
-
     metadata = load_metadata(root / model_dir)
     record_path = root / lineage_dir / f"{metadata['model_version']}.json"
     if record_path.exists():

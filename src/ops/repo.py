@@ -8,6 +8,9 @@ use) puts into model/ exactly the model HEAD's dvc.lock records:
    stage output is a function of its declared inputs, so this gives the recorded hash; the result is checked,
    and a difference stops with one line naming both hashes and the first stage whose outputs differ.
 Retraining's champion (`ops.retrain`) goes through the same `verify_reproduced`.
+
+Also the one home of the git/DVC plumbing the ops jobs share: `run` (the subprocess runner and its one-line
+error), `dvc`, `git_show`, `commit_of`, `workspace_is`, `stage_is_current`.
 """
 
 from __future__ import annotations
@@ -21,10 +24,70 @@ from pathlib import Path
 
 import yaml
 
+from mlcore.artifact import load_metadata
 from mlcore.errors import PipelineError, cli_entrypoint
+from pipeline.data import dir_md5, ensure_data
 
 MODEL_STAGE = "train"
 MODEL_OUT = "model"
+# The files that decide what the pipeline produces: unmodified, the workspace reproduces the revision's model.
+PIPELINE_INPUTS = ("dvc.lock", "dvc.yaml", "params.yaml", "data.dvc", "src")
+
+
+def tool_env() -> dict[str, str]:
+    # Stage commands call `python` and `dvc`: make them the interpreter this runs under (the venv).
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run(
+    cmd: list[str], root: Path, check: bool = True, capture: bool = False, echo: bool = True
+) -> subprocess.CompletedProcess:
+    """Run `cmd` in `root` (echoed as `+ cmd` on stderr); with `check`, a failure raises one line naming the
+    command, its exit status and (when captured) the last line of its stderr."""
+    if echo:
+        print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    result = subprocess.run(cmd, cwd=root, env=tool_env(), text=True, capture_output=capture)
+    if check and result.returncode != 0:
+        detail = f": {result.stderr.strip().splitlines()[-1]}" if capture and result.stderr.strip() else ""
+        raise PipelineError(f"`{' '.join(cmd)}` failed with exit status {result.returncode}{detail}")
+    return result
+
+
+def dvc(*args: str) -> list[str]:
+    """The command line of `dvc ARGS` under this interpreter."""
+    return [sys.executable, "-m", "dvc", *args]
+
+
+def commit_of(root: Path, rev: str) -> str:
+    """The commit `rev` names, or "" when it names none."""
+    result = run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        root,
+        check=False,
+        capture=True,
+        echo=False,
+    )
+    return result.stdout.strip()
+
+
+def workspace_is(root: Path, rev: str) -> bool:
+    """Whether HEAD is `rev` and the pipeline's inputs are unmodified."""
+    commit = commit_of(root, rev)
+    if not commit or commit != commit_of(root, "HEAD"):
+        return False
+    return (
+        run(
+            ["git", "diff", "--quiet", "HEAD", "--", *PIPELINE_INPUTS], root, check=False, echo=False
+        ).returncode
+        == 0
+    )
+
+
+def stage_is_current(root: Path, stage: str) -> bool:
+    """Whether `dvc status` finds the stage's outputs up to date with its inputs."""
+    return run(dvc("status", "-q", stage), root, check=False, capture=True).returncode == 0
 
 
 # One side of a comparison, as a function of a repository path: the file's bytes, or None where it is absent.
@@ -45,18 +108,13 @@ def git_show(root: Path, rev: str, path: str) -> str | None:
 
 def resolve_revision(root: Path, rev: str, name: str | None = None) -> str:
     """The full commit id of `rev`, or a clear error naming it as `name` (a shallow CI clone may lack it)."""
-    result = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
+    commit = commit_of(root, rev)
+    if not commit:
         raise PipelineError(
             f"{name or rev}: not a commit in {root} (fetch it first, e.g. `git fetch origin main`, "
             "or check out with enough history)"
         )
-    return result.stdout.strip()
+    return commit
 
 
 def git_reader(root: Path, commit: str) -> Reader:
@@ -121,18 +179,10 @@ def verify_reproduced(root: Path, rev: str, wanted: str, got: str) -> None:
     )
 
 
-def _run(cmd: list[str], root: Path) -> subprocess.CompletedProcess:
-    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run(cmd, cwd=root, env=env, text=True, capture_output=True)
-
-
 def reproduce(root: Path, rev: str, wanted: str) -> None:
     """`dvc repro train` in the workspace (which must be `rev`), then verify the result against `wanted`."""
-    from pipeline.data import dir_md5, ensure_data
-
     ensure_data(root, progress=lambda m: print(m, file=sys.stderr))
-    done = _run([sys.executable, "-m", "dvc", "repro", MODEL_STAGE], root)
+    done = run(dvc("repro", MODEL_STAGE), root, check=False, capture=True)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["failed"])[-1]
         raise PipelineError(f"`dvc repro {MODEL_STAGE}` failed with exit status {done.returncode}: {last}")
@@ -141,15 +191,13 @@ def reproduce(root: Path, rev: str, wanted: str) -> None:
 
 def get_tracked_model(root: Path, rev: str = "HEAD") -> str:
     """Put the model `rev`'s dvc.lock records into model/ (the workspace must be `rev`); returns how."""
-    from pipeline.data import dir_md5
-
     wanted = model_md5(git_show(root, rev, "dvc.lock"))
     if wanted is None:
         raise PipelineError(f"dvc.lock at {rev}: records no '{MODEL_OUT}' output of stage '{MODEL_STAGE}'")
     workspace = root / MODEL_OUT
     if (workspace / "metadata.json").exists() and dir_md5(workspace) == wanted:
         return f"{MODEL_OUT}/ is already {wanted}"
-    pulled = _run([sys.executable, "-m", "dvc", "pull", MODEL_OUT], root)
+    pulled = run(dvc("pull", MODEL_OUT), root, check=False, capture=True)
     if pulled.returncode == 0 and (workspace / "metadata.json").exists() and dir_md5(workspace) == wanted:
         return f"pulled {wanted}"
     print(
@@ -169,8 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = args.root.resolve()
     print(f"model: {get_tracked_model(root, args.rev)}")
-    from mlcore.artifact import load_metadata
-
     print(f"model version: {load_metadata(root / MODEL_OUT)['model_version']}")
     return 0
 
