@@ -334,8 +334,8 @@ def test_judge_without_a_champion_applies_only_the_floors() -> None:
     verdict, reasons, _ = judge(None, {"roc_auc": 0.65, "log_loss": 0.65}, RULE)
     assert verdict == "reject"
     assert reasons == [
-        "roc_auc 0.6500 breaks the floor roc_auc >= 0.7",
-        "log_loss 0.6500 breaks the floor log_loss <= 0.6",
+        "roc_auc 0.65 < floor 0.7 (promotion.floors.roc_auc)",
+        "log_loss 0.65 > floor 0.6 (promotion.floors.log_loss)",
     ]
 
 

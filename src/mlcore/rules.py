@@ -194,6 +194,14 @@ def verdict_from_dict(raw: Mapping[str, Any], where: str) -> Verdict:
     return verdict((check_from_dict(c, where) for c in raw["checks"]), raw.get("notes") or ())
 
 
+def unknown_metric(names: Iterable[str]) -> str | None:
+    """The first name that is not a metric, as one line, or None when all are metrics."""
+    for name in names:
+        if name not in HIGHER_IS_BETTER:
+            return f"unknown metric '{name}' (one of {sorted(HIGHER_IS_BETTER)})"
+    return None
+
+
 def known_metrics(names: Iterable[str], where: str) -> None:
     """Fail on the first name that is not a metric (for validating params.yaml sections)."""
     for name in names:
