@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
 from demo.generate import month_records
 from tests.support.gunicorn_server import gunicorn
-from tests.support.paths import REPO_ROOT
+from tests.support.repo import demo_repo, git_commit_all, project_params, run, venv_alias
 
 pytestmark = pytest.mark.slow
 
@@ -41,67 +38,6 @@ SMALL_PARAMS = {
     "evaluate": {"importance_repeats": 1},
     "monitor": {"min_predictions": 500, "min_labels": 300},
 }
-
-
-def merge(base: dict, override: dict) -> dict:
-    return {
-        k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-        for k, v in {**base, **override}.items()
-    }
-
-
-def run(
-    cmd: list[str], cwd: Path, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)
-) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False
-    )
-    assert result.returncode in ok, (
-        f"{' '.join(cmd)} -> {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    )
-    return result
-
-
-def make_venv_alias(tmp_path: Path) -> Path:
-    """A venv directory for the copy's Makefile that reuses this interpreter's packages: `make` finds it up to
-    date and never reinstalls (which would point the editable install at the copy)."""
-    real = Path(sys.executable).parent.parent
-    alias = tmp_path / "venv"
-    alias.mkdir()
-    for name in ("bin", "lib", "include"):
-        if (real / name).exists():
-            (alias / name).symlink_to(real / name)
-    shutil.copy2(real / "pyvenv.cfg", alias / "pyvenv.cfg")
-    (alias / ".installed").touch()
-    return alias
-
-
-def small_repo(tmp_path: Path) -> Path:
-    """The tracked files of this repository with small params and fresh demo data (`dvc add`), in git."""
-    repo = tmp_path / "repo"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True).stdout
-    for rel in filter(None, files.decode().split("\0")):
-        src = REPO_ROOT / rel
-        if src.is_file() and not rel.startswith(("data/", "docs/")):
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, repo / rel)
-    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
-    (repo / "params.yaml").write_text(yaml.safe_dump(merge(params, SMALL_PARAMS), sort_keys=False), "utf-8")
-    for cmd in (
-        ["git", "init", "-q", "-b", "main"],
-        [sys.executable, "-m", "demo.generate", "--params", "params.yaml"],
-        [str(Path(sys.executable).parent / "dvc"), "add", "-q", "data"],
-        *commit_all("small copy"),
-    ):
-        run(cmd, repo)
-    return repo
-
-
-def commit_all(message: str) -> list[list[str]]:
-    return [
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", message],
-    ]
 
 
 class Client:
@@ -141,12 +77,11 @@ def replay_month(
 
 
 def test_monitoring_detects_drift_and_the_retrained_challenger_is_promoted(tmp_path: Path) -> None:
-    repo = small_repo(tmp_path)
-    venv = make_venv_alias(tmp_path)
+    repo = demo_repo(tmp_path / "repo", project_params(SMALL_PARAMS))
+    venv = venv_alias(tmp_path)
     make = ["make", f"VENV={venv}"]
     run([*make, "run"], repo)
-    for cmd in commit_all("champion"):  # main's dvc.lock names the champion (what production serves)
-        run(cmd, repo)
+    git_commit_all(repo, "champion")  # main's dvc.lock names the champion (what production serves)
     champion = json.loads((repo / "model" / "metadata.json").read_text())
     champion_dir = shutil.copytree(repo / "model", tmp_path / "champion")
     names = [f["name"] for f in champion["features"]]

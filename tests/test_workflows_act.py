@@ -21,7 +21,7 @@ from demo.generate import generate_month, write_month
 from demo.load_warehouse import load_files
 from tests.ops.test_monitor import SEED, create_log, replay, served_metadata
 from tests.support.act_runner import REPOSITORY, ActRun, run_job
-from tests.test_retrain import tiny_params, write_params
+from tests.support.repo import tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 

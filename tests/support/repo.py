@@ -73,6 +73,21 @@ def project_params(override: dict[str, Any] | None = None) -> dict[str, Any]:
     return merge(params, override or {})
 
 
+def tiny_params() -> dict[str, Any]:
+    """The project's params.yaml, shrunk: five months of 700 rows, no search, short windows."""
+    params = project_params()
+    params["data"].update(start_month="2025-01", months=5, rows_per_month=700)
+    params["extract"]["window_days"] = 400
+    params["prepare"].update(valid_days=20, test_days=20)
+    params["tune"]["n_trials"] = 0
+    params["model"]["defaults"]["max_iter"] = 60
+    params["evaluate"].update(importance_repeats=1, gate={"roc_auc": 0.55})
+    params["promotion"].update(
+        min_improvement=0.01, floors={"roc_auc": 0.55}, max_regression={"log_loss": 0.05}
+    )
+    return params
+
+
 def write_params(repo: Path, params: dict[str, Any]) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
