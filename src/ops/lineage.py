@@ -216,7 +216,8 @@ def describe_workspace(root: Path, model_dir: str = "model", lineage_dir: str = 
             "source": record_path.relative_to(root).as_posix(),
             **json.loads(record_path.read_text(encoding="utf-8")),
         }
-    return {"source": f"{model_dir}/metadata.json", **build_record(metadata, None, root), "decision": None}
+    facts = run_facts(root)
+    return {"source": f"{model_dir}/metadata.json", **build_record(metadata, None, facts), "decision": None}
 
 
 def query(root: Path, environment: str | None = None, rev: str | None = None) -> dict[str, Any]:

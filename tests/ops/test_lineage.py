@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -106,6 +107,19 @@ def test_a_model_without_a_record_is_described_from_the_commit(repo: Path) -> No
     assert info["data"]["data_dvc_md5"] == "d3.dir"
     assert info["params"]["model"] == {"type": "hist_gradient_boosting", "seed": 42}
     assert info["metrics"]["test_window"] == {"roc_auc": 0.79}
+
+
+def test_the_workspace_model_without_a_record_is_described_from_its_metadata(
+    repo: Path, model_dir: Path
+) -> None:
+    # `make lineage` with no ENV or REV: the model in model/, trained but never through a retrain
+    shutil.copytree(model_dir, repo / "model")
+    commit = commit_model(repo, "ddd.dir", "4" * 64, "d4.dir", 0.81)
+    info = query(repo)
+    metadata = json.loads((repo / "model/metadata.json").read_text())
+    assert info["source"] == "model/metadata.json" and info["decision"] is None
+    assert info["model_version"] == metadata["model_version"]
+    assert info["code"] == {"revision": commit, "dirty": False, "sha256": metadata["code"]["sha256"]}
 
 
 def test_the_cli_answers_with_one_command(repo: Path) -> None:
