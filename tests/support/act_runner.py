@@ -207,7 +207,7 @@ def run_job(
         FAKE_KUBECTL.format(
             python=sys.executable,
             real=shutil.which("kubectl"),
-            stub=str(REPO_ROOT / "tests" / "fake_service.py"),
+            stub=str(REPO_ROOT / "tests" / "support" / "fake_service.py"),
         )
     )
     kubectl.chmod(0o755)
