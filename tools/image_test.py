@@ -50,7 +50,7 @@ def cache_dir() -> Path:
 def containers_conf_text(nofile: int, nproc: int) -> str:
     """podman engine settings: runc (crun fails on some cgroup layouts) and ulimits the host can grant."""
     return (
-        "# Written by `python -m ops.deliver.image test`; podman reads it through CONTAINERS_CONF.\n"
+        "# Written by `make image-test` (tools/image_test.py); podman reads it through CONTAINERS_CONF.\n"
         "[containers]\n"
         f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
         "\n[engine]\n"
