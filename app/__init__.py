@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask
 from threadpoolctl import threadpool_limits
 
-from app import api, docs
+from app import api, auth, docs
 from app.model import load_service
 from app.observability import Metrics
 from app.predlog import PredictionLog
@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "LOG_BATCH_SIZE": 1000,  # rows per prediction-log insert
     "MODEL_THREADS": 1,  # BLAS/OpenMP threads per worker
     "FASTPATH": True,  # use app.fastpath when it matches scikit-learn
+    "FEEDBACK_TOKENS": "",  # name:token,... required on /feedback when set (app/auth.py); empty: open
+    "PREDICT_TOKENS": "",  # the same for /predict
+    "AUTH_REQUIRED": "",  # endpoints that must have tokens (e.g. "feedback"): refuse to start otherwise
 }
 
 
@@ -97,4 +100,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(docs.bp)
     api.register_hooks(app)
+    auth.init_app(app)  # after api's hooks: a 401 is timed and counted like any response
     return app

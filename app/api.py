@@ -163,7 +163,7 @@ def post_feedback() -> Response:
         )
     if label.__class__ is not int or label not in (0, 1):
         raise ApiError(422, "invalid_label", "'label' must be 0 or 1", field="label")
-    outcome = st.log.add_feedback(prediction_id, label)
+    outcome = st.log.add_feedback(prediction_id, label, client=g.get("client"))  # app/auth.py sets it
     st.metrics.feedback.labels(outcome).inc()
     if outcome == "unknown":
         raise ApiError(

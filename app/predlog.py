@@ -2,7 +2,7 @@
 
 Tables (mlcore.predlog_schema, documented in docs/contracts.md; the monitoring jobs read them):
     predictions(prediction_id PK, created_at, model_version, features JSON, probability, prediction)
-    feedback(prediction_id PK, label, received_at)
+    feedback(prediction_id PK, label, received_at, client)
 
 Predictions are written off the request's hot path: `record()` appends to an in-memory queue and a background
 thread inserts them in batches (every `flush_interval` seconds or `batch_size` rows). The thread shares the worker's
@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from mlcore.predlog_schema import feedback, metadata, predictions
+from mlcore.predlog_schema import create_or_upgrade, feedback, predictions
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class PredictionLog:
     def __init__(self, url: str, flush_interval: float = 0.5, batch_size: int = 1000):
         self.url, self.flush_interval, self.batch_size = url, flush_interval, batch_size
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        create_or_upgrade(self.engine)
         self._inserter = _Inserter(self.engine.dialect)
         self._queue: deque[dict[str, Any]] = deque()
         self._wake = threading.Event()
@@ -203,8 +203,9 @@ class PredictionLog:
             log.error("prediction log: %d predictions could not be written before shutdown", len(self._queue))
 
     # -- feedback (rare; written synchronously so the caller learns about unknown ids) -------------------------
-    def add_feedback(self, prediction_id: str, label: int) -> str:
-        """Store a label: 'ok', 'unknown' (no such prediction) or 'duplicate' (already labelled)."""
+    def add_feedback(self, prediction_id: str, label: int, client: str | None = None) -> str:
+        """Store a label with the name of the client that sent it (None: unauthenticated): 'ok', 'unknown' (no
+        such prediction) or 'duplicate' (already labelled)."""
         # The writer thread pops a batch before inserting it, holding the lock until the commit: take the lock so
         # a prediction in such an in-flight batch is committed before we look it up (else: a false 'unknown').
         with self._lock:
@@ -221,7 +222,10 @@ class PredictionLog:
                 with conn.begin_nested():
                     conn.execute(
                         feedback.insert().values(
-                            prediction_id=prediction_id, label=label, received_at=datetime.now(UTC)
+                            prediction_id=prediction_id,
+                            label=label,
+                            received_at=datetime.now(UTC),
+                            client=client,
                         )
                     )
             except sa.exc.IntegrityError:
