@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.auth import AuthConfigError, load_tokens
 from ops.deliver import deploy
 from tests.support.paths import REPO_ROOT
 
@@ -44,7 +45,14 @@ def test_overlays_validate_strictly_against_the_kubernetes_schemas(rendered, tmp
     proc = validate_strictly(manifest)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Service",
+    ]
 
 
 def test_strict_validation_rejects_an_unknown_field(tmp_path: Path):
@@ -175,3 +183,39 @@ def test_probes_and_scrape_path_are_routes_the_app_serves(rendered, app):
     client = app.test_client()
     for path in probes:
         assert client.get(path).status_code == 200, path
+
+
+def test_only_the_ingress_controller_and_the_scraper_reach_the_pods_and_only_on_the_http_port(rendered):
+    _, docs = rendered
+    policy = deploy.find(docs, "NetworkPolicy", deploy.DEPLOYMENT)["spec"]
+    pod_labels = deploy.find(docs, "Deployment", deploy.DEPLOYMENT)["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    [rule] = policy["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert "http" in {p["name"] for p in deploy.api_container(docs)["ports"]}
+    peers = rule["from"]
+    namespaces = [peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in peers]
+    assert namespaces == ["ingress-nginx", "monitoring"]
+    for peer in peers:
+        # each peer names one namespace and pods in it; an empty selector would admit every pod (or namespace)
+        assert set(peer) == {"namespaceSelector", "podSelector"} and peer["podSelector"]["matchLabels"]
+        # kustomize's selector labels must not leak into a peer: then no ingress or scraper pod would match
+        assert not peer["podSelector"]["matchLabels"].items() & pod_labels.items()
+
+
+def test_feedback_requires_a_token_from_the_secret_in_every_overlay(rendered):
+    _, docs = rendered
+    api = deploy.api_container(docs)
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in api["env"] if "valueFrom" in e}
+    assert refs["FEEDBACK_TOKENS"] == {
+        "name": "churn-api-secrets",
+        "key": "FEEDBACK_TOKENS",
+        "optional": False,
+    }
+    assert refs["PREDICT_TOKENS"]["optional"] is True
+    settings = container_environment(docs)
+    assert settings["AUTH_REQUIRED"] == "feedback"
+    # what the app does with these settings when the Secret's FEEDBACK_TOKENS is empty: refuse to start
+    with pytest.raises(AuthConfigError, match="FEEDBACK_TOKENS holds no token"):
+        load_tokens({**settings, "FEEDBACK_TOKENS": ""})
