@@ -142,3 +142,19 @@ def test_a_failing_regenerate_command_is_one_error_with_its_last_line(repo):
 def test_missing_data_dvc_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match=r"data\.dvc: not found"):
         ensure_data(tmp_path, progress=lambda _: None)
+
+
+@pytest.mark.parametrize(
+    ("done", "github_actions", "notice"),
+    [("regenerate", "true", True), ("regenerate", None, False), ("pull", "true", False)],
+)
+def test_a_regeneration_on_github_actions_leaves_a_notice(monkeypatch, capsys, done, github_actions, notice):
+    import pipeline.data
+
+    monkeypatch.setattr(pipeline.data, "ensure_data", lambda *args, **kwargs: done)
+    if github_actions is None:
+        monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    else:
+        monkeypatch.setenv("GITHUB_ACTIONS", github_actions)
+    assert main([]) == 0
+    assert ("::notice title=data::" in capsys.readouterr().out) is notice
