@@ -131,6 +131,75 @@ def test_no_pull_request_target_and_pull_request_runs_are_cancelled_when_superse
         assert concurrency.get("cancel-in-progress"), f"{path.name}: no concurrency with cancel-in-progress"
 
 
+SECRET = re.compile(r"\bsecrets\s*(\.|\[|\))|\bsecrets\s*:\s*inherit")
+PULL_REQUEST_TRIGGERS = {
+    "pull_request",
+    "pull_request_target",
+    "pull_request_review",
+    "pull_request_review_comment",
+}
+
+
+def secret_uses(node: Any) -> list[str]:
+    """Every `secrets.X` / `secrets[...]` / `toJSON(secrets)` / `secrets: inherit` in a workflow fragment."""
+    text = yaml.safe_dump(node, sort_keys=False)
+    return [line.strip() for line in text.splitlines() if SECRET.search(line)]
+
+
+def grants_id_token(job: dict[str, Any]) -> bool:
+    permissions = job.get("permissions")
+    return permissions == "write-all" or (
+        isinstance(permissions, dict) and permissions.get("id-token") == "write"
+    )
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_no_secret_or_cloud_credential_reaches_a_job_that_runs_on_pull_request(path: Path) -> None:
+    """A pull request's code (and, in ci.yaml, any pushed branch's) runs in these jobs: it gets no secret, no
+    OIDC token (which could be exchanged for a cloud role) and so no write credential for the DVC remote."""
+    workflow = load(path)
+    if not triggers(workflow) & PULL_REQUEST_TRIGGERS:
+        return
+    assert secret_uses(workflow.get("env") or {}) == [], f"{path.name}: workflow-level env reads a secret"
+    for job_id, job in workflow.get("jobs", {}).items():
+        assert secret_uses(job) == [], f"{path.name}: job `{job_id}` runs on pull_request and reads a secret"
+        assert not grants_id_token(job), (
+            f"{path.name}: job `{job_id}` runs on pull_request with id-token: write"
+        )
+
+
+def test_the_secret_rule_sees_every_form() -> None:
+    job = {
+        "steps": [
+            {"env": {"A": "${{ secrets.A }}", "B": "${{ secrets['B'] }}", "C": "${{ toJSON(secrets) }}"}}
+        ]
+    }
+    assert len(secret_uses(job)) == 3
+    assert secret_uses({"uses": "./.github/workflows/x.yaml", "secrets": "inherit"}) != []
+    assert secret_uses({"steps": [{"run": "make run", "env": {"X": "${{ vars.X }}"}}]}) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_the_dvc_remote_is_reached_with_short_lived_roles_and_written_only_by_retrain(path: Path) -> None:
+    """No stored cloud keys: each job that reads (or writes) the DVC remote assumes a role through OIDC. The write
+    role is assumed only by retrain.yaml, which runs main's code (schedule, dispatch) in its own environment."""
+    text = path.read_text(encoding="utf-8")
+    assert "secrets.AWS_" not in text, f"{path.name}: stored AWS keys; assume a role with OIDC instead"
+    for job_id, job in load(path).get("jobs", {}).items():
+        for step in job.get("steps", []):
+            if not str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials@"):
+                continue
+            where = f"{path.name}: job `{job_id}` step `{step.get('name')}`"
+            role = str(step["with"]["role-to-assume"])
+            assert grants_id_token(job), f"{where}: assumes a role without id-token: write"
+            assert "aws-access-key-id" not in step["with"], f"{where}: a stored key"
+            if "DVC_WRITE_ROLE_ARN" in role:
+                assert path.name == "retrain.yaml" and "environment" in job, f"{where}: the write role"
+                assert not triggers(load(path)) & ({"push"} | PULL_REQUEST_TRIGGERS)
+            else:
+                assert role == "${{ vars.DVC_READ_ROLE_ARN }}", f"{where}: unexpected role {role}"
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
 def test_python_is_set_up_only_by_the_setup_action_right_after_checkout(path: Path) -> None:
     """One place for the Python version, the uv cache and `make venv`: .github/actions/setup/action.yml."""

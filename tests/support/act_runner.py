@@ -46,6 +46,7 @@ STAND_IN_FOR = {
     "actions/upload-artifact": "upload-artifact",
     "actions/download-artifact": "download-artifact",
     "iterative/setup-cml": "setup-cml",
+    "aws-actions/configure-aws-credentials": "configure-aws-credentials",
 }
 
 
