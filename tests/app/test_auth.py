@@ -196,3 +196,16 @@ def test_tokens_come_from_the_environment(make_app, monkeypatch):
     assert client.post("/feedback", json={"prediction_id": "x", "label": 1}).status_code == 401
     response = client.post("/feedback", json={"prediction_id": "x", "label": 1}, headers=bearer(CRM))
     assert response.status_code == 404  # authenticated; the id is unknown
+
+
+def test_the_spec_documents_the_bearer_scheme_and_the_401(secured):
+    spec = secured.test_client().get("/openapi.json").get_json()
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a token of PREDICT_TOKENS / FEEDBACK_TOKENS",
+    }
+    for path in ("/predict", "/feedback"):
+        operation = spec["paths"][path]["post"]
+        assert operation["security"] == [{}, {"bearerAuth": []}]
+        assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
