@@ -28,6 +28,9 @@ pytestmark = pytest.mark.slow
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 HEAD = "ab" * 20
 CI_RUN_ID = 41
+# the repository variables that name the DVC remote's OIDC roles (docs/ci-and-reports.md, "Credentials")
+READ_ROLE, WRITE_ROLE = "arn:aws:iam::123456789012:role/dvc-read", "arn:aws:iam::123456789012:role/dvc-write"
+ROLES = {"DVC_READ_ROLE_ARN": READ_ROLE, "DVC_WRITE_ROLE_ARN": WRITE_ROLE, "AWS_REGION": "eu-west-1"}
 
 
 def assert_succeeded(run: ActRun) -> None:
@@ -263,13 +266,13 @@ def test_monitor_breach_fails_the_job_and_dispatches_retrain_with_the_reason(tmp
 
 
 def test_monitor_without_a_prediction_log_is_green_and_dispatches_nothing(tmp_path: Path) -> None:
-    run = run_job("monitor.yaml", "retrain", "workflow_dispatch", {}, tmp_path)
+    run = run_job("monitor.yaml", "retrain", "workflow_dispatch", {}, tmp_path, variables=ROLES)
     assert_succeeded(run)
     # act ran the local set-up action (read from the job's checked-out workspace) and the steps inside it
     assert "Success - Main ./.github/actions/setup" in run.log
     assert "Success - Main Install (make venv)" in run.log
     assert "Monitoring skipped" in run.log
-    assert run.calls == []
+    assert run.calls == []  # nor a role assumed for a model it does not need
 
 
 # --------------------------------------------------------------------------------------------- retrain.yaml
@@ -308,9 +311,15 @@ def test_retrain_promotes_on_drifted_data_and_proposes_a_pull_request_to_staging
         {"inputs": {"cutoff": "", "reason": "roc_auc 0.61 < 0.70"}},
         tmp_path,
         secrets={"WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.db'}"},
+        variables=ROLES,
         prepare=champion_and_drifted_warehouse,
     )
     assert_succeeded(run)
+    # the read role for training; the write role only once the winner is known, for retrain-push
+    assert run.of("configure-aws-credentials") == [
+        [READ_ROLE, "eu-west-1", "false"],
+        [WRITE_ROLE, "eu-west-1", "true"],
+    ]
     [decision_file] = run.artifacts.glob("*/retrain/retrain/decision.json")
     decision = json.loads(decision_file.read_text())
     assert decision["decision"] == "promote", decision["reasons"]

@@ -179,6 +179,7 @@ def run_job(
     tmp_path: Path,
     *,
     secrets: dict[str, str] | None = None,
+    variables: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
     artifacts: Path | None = None,
     repo: tuple[Path, Path] | None = None,
@@ -188,7 +189,7 @@ def run_job(
     """Run `job` (and the jobs it needs) of .github/workflows/`workflow` for `event`; see the module docstring.
 
     `artifacts` shares an artifact directory between runs (ci's upload, pr-comment's download); `repo` reuses the
-    repository and origin of an earlier run (a re-run). `env` reaches every step (the stand-ins read ACT_*).
+    repository and origin of an earlier run (a re-run). `variables` are the repository's `vars`. `env` reaches every step (the stand-ins read ACT_*).
     `prepare`: see make_repository. `skipped`: jobs this event must skip (their actions need no stand-in; one that runs fails the run).
     """
     assert ACT.exists(), (
@@ -263,6 +264,8 @@ def run_job(
     ]
     for name, value in (secrets or {}).items():
         command += ["-s", f"{name}={value}"]
+    for name, value in (variables or {}).items():
+        command += ["--var", f"{name}={value}"]
     for mapping in action_mappings(workflow, job, skipped):
         command += ["--local-repository", mapping]
     result = subprocess.run(
