@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -41,10 +42,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# A client token for a service that requires one on /predict (PREDICT_TOKENS in the environment's Secret).
+TOKEN_ENV = "SMOKE_TOKEN"
+
+
 def http(method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
-    """(status, parsed JSON or text); 4xx/5xx are returned, not raised. Connection errors raise OSError."""
+    """(status, parsed JSON or text); 4xx/5xx are returned, not raised. Connection errors raise OSError.
+    With SMOKE_TOKEN set, requests carry it as a bearer token."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if os.environ.get(TOKEN_ENV):
+        headers["Authorization"] = f"Bearer {os.environ[TOKEN_ENV]}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             status, raw = resp.status, resp.read()

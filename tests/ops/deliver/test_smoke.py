@@ -113,3 +113,23 @@ def test_invalid_record_changes_only_the_first_feature():
     example = {"tenure_months": 3, "contract": "one-year"}
     assert smoke.invalid_record(example) == {"tenure_months": "not-a-valid-value", "contract": "one-year"}
     assert example == {"tenure_months": 3, "contract": "one-year"}
+
+
+def test_smoke_sends_the_token_a_closed_predict_requires(
+    model_dir: Path, tmp_path: Path, monkeypatch, capsys
+):
+    token = "smoke-test-token-0123456789"
+    version = json.loads((model_dir / "metadata.json").read_text())["model_version"]
+    with gunicorn(
+        model_dir,
+        f"sqlite:///{tmp_path / 'predictions.db'}",
+        tmp_path / "gunicorn.log",
+        WEB_CONCURRENCY="1",
+        PREDICT_TOKENS=f"smoke:{token}",
+    ) as (_, port):
+        url = f"http://127.0.0.1:{port}"
+        monkeypatch.delenv(smoke.TOKEN_ENV, raising=False)
+        assert smoke.main([url, "--model-version", version]) == 1  # /predict answers 401 without it
+        monkeypatch.setenv(smoke.TOKEN_ENV, token)
+        assert smoke.main([url, "--model-version", version]) == 0
+    assert token not in capsys.readouterr().out
