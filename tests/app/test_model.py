@@ -21,9 +21,23 @@ def _truncate_model(path: Path) -> None:
     (path / "model.skops").write_bytes(data[: len(data) // 2])
 
 
+def _feature(name: str, **values):
+    """Change one feature of metadata.json's schema (the forger reseals the file)."""
+    return lambda p: edit_metadata(
+        p, lambda m: next(f for f in m["features"] if f["name"] == name).update(values)
+    )
+
+
 def _eval_on_every_call(path: Path) -> None:
     estimator, _ = load_model(path)
     replace_model(path, Pipeline([("sneak", FunctionTransformer(builtins.eval)), *estimator.steps]))
+
+
+def _cannot_predict(path: Path) -> None:
+    """Allow-listed parts wired wrongly: the classifier's input check replaced by the column transformer."""
+    estimator, _ = load_model(path)
+    estimator.steps[-1][1]._preprocessor = estimator.steps[0][1]
+    replace_model(path, estimator)
 
 
 def _tree_past_the_end(path: Path) -> None:
@@ -45,6 +59,35 @@ BROKEN = [
     ),
     ("eval through an allow-listed transformer", _eval_on_every_call, "refusing to load untrusted types"),
     ("tree node past the end", _tree_past_the_end, "refusing a malformed tree"),
+    ("model fails on the check records", _cannot_predict, "the model failed on check records"),
+    (
+        "threshold not a number",
+        lambda p: edit_metadata(p, lambda m: m.update(threshold="abc")),
+        "'threshold'",
+    ),
+    (
+        "threshold above 1",
+        lambda p: edit_metadata(p, lambda m: m.update(threshold=2)),
+        "strictly between 0 and 1",
+    ),
+    ("threshold 0", lambda p: edit_metadata(p, lambda m: m.update(threshold=0)), "strictly between 0 and 1"),
+    ("threshold true", lambda p: edit_metadata(p, lambda m: m.update(threshold=True)), "'threshold'"),
+    ("min a string", _feature("tenure_months", min="0"), "'min' must be a finite number or null, not '0'"),
+    ("min above max", _feature("tenure_months", min=10, max=1), "'min' 10 is above 'max' 1"),
+    ("nullable a string", _feature("total_charges", nullable="false"), "'nullable' must be true or false"),
+    ("allowed not strings", _feature("contract", allowed=[1, 2]), "a list of distinct strings"),
+    ("bounds on a category", _feature("contract", min=0), "a category takes no 'min'/'max'"),
+    ("features not a list", lambda p: edit_metadata(p, lambda m: m.update(features={})), "non-empty list"),
+    (
+        "libraries not an object",
+        lambda p: edit_metadata(p, lambda m: m.update(libraries=["scikit-learn"])),
+        "'libraries' must record",
+    ),
+    (
+        "example not a record",
+        lambda p: edit_metadata(p, lambda m: m.update(example="x")),
+        "'example' must be",
+    ),
     (
         "feature renamed",
         lambda p: edit_metadata(p, lambda m: m["features"][0].update(name="tenure")),
