@@ -98,7 +98,7 @@ def _check_bin_mapper(mapper: Any, n_features: int) -> tuple[np.ndarray, np.ndar
         raise TreeError(f"_bin_mapper.bin_thresholds_ must hold {n_features} arrays")
     for f in np.flatnonzero(is_categorical):
         known = thresholds[f]
-        if not isinstance(known, np.ndarray) or known.ndim != 1 or not np.issubdtype(known.dtype, np.number):
+        if not isinstance(known, np.ndarray) or known.ndim != 1 or known.dtype.kind not in "iuf":
             raise TreeError(f"_bin_mapper.bin_thresholds_[{f}] must be an array of category codes")
         if not np.all((known >= 0) & (known <= 255) & (known == np.floor(known))):
             raise TreeError(
