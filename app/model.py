@@ -2,11 +2,15 @@
 
 `load_service(model_dir)` never raises: a missing, corrupt or mismatching model gives a service that is not ready,
 with the reason (logged once, and returned by /ready). Checks, in order:
-1. `mlcore.artifact.load_model`: files present, sha256 as recorded in metadata.json, only allow-listed types;
-2. the scikit-learn version recorded at training equals the one installed (skops files are not portable across
+1. `mlcore.artifact.load_model`: files present, the model file's sha256 and metadata.json's content as
+   `model_version` records (the version served is the one derived there), only the exact allow-listed types,
+   tree arrays in bounds;
+2. metadata.json's served fields are well typed (`app.schema.parse_metadata`: threshold in (0, 1), feature types,
+   bounds, flags);
+3. the scikit-learn version recorded at training equals the one installed (skops files are not portable across
    versions);
-3. the feature schema in metadata.json is well formed and lists exactly the model's input columns, in order;
-4. the recorded example record validates and predicts a probability in [0, 1].
+4. the feature schema lists exactly the model's input columns, in order;
+5. the recorded example record validates and predicts a probability in [0, 1].
 
 Prediction uses `app.fastpath` (the same arithmetic without scikit-learn's per-call overhead) when it matched
 `pipeline.predict_proba` on check records at load time, and scikit-learn otherwise; either way with one BLAS/OpenMP
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from app.fastpath import CompiledPipeline, Unsupported, columns_of, compile_pipeline
-from app.schema import Feature, RecordError, RecordValidator, parse_features
+from app.schema import Feature, RecordError, RecordValidator, parse_metadata
 from mlcore.artifact import load_model
 from mlcore.errors import PipelineError
 
@@ -87,15 +91,16 @@ def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelServi
     except Exception as exc:  # a damaged file can fail deep inside skops/zipfile: report it, do not crash
         return not_ready(f"{model_dir}: model could not be loaded ({type(exc).__name__}: {exc})")
 
-    trained_with = (metadata.get("libraries") or {}).get("scikit-learn")
-    if trained_with != sklearn.__version__:
-        return not_ready(
-            f"model trained with scikit-learn {trained_with}, this server has {sklearn.__version__}", metadata
-        )
     try:
-        features = parse_features(metadata.get("features"))
+        served = parse_metadata(metadata)
     except ValueError as exc:
         return not_ready(str(exc), metadata)
+    if served.trained_with != sklearn.__version__:
+        return not_ready(
+            f"model trained with scikit-learn {served.trained_with}, this server has {sklearn.__version__}",
+            metadata,
+        )
+    features = served.features
     names = [f.name for f in features]
     expected = list(getattr(estimator, "feature_names_in_", names))
     if expected != names:
@@ -106,18 +111,21 @@ def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelServi
     service = ModelService(
         ready=True,
         metadata=metadata,
-        model_version=str(metadata.get("model_version", "unknown")),
+        model_version=metadata["model_version"],  # derived by load_model from the bytes it verified
         validator=RecordValidator(features),
-        threshold=float(metadata.get("threshold", 0.5)),
+        threshold=served.threshold,
         estimator=estimator,
-        example=metadata.get("example"),
+        example=served.example,
     )
     try:
         example_rows = [service.validator.validate(service.example)] if service.example else []
     except RecordError as exc:
         return not_ready(f"metadata.json example does not match the feature schema: {exc.message}", metadata)
     check_rows = example_rows + check_records(features)
-    reference = service.predict_rows(check_rows)  # scikit-learn path: compiled is still None
+    try:
+        reference = service.predict_rows(check_rows)  # scikit-learn path: compiled is still None
+    except Exception as exc:  # a model that loads but cannot predict: not ready, never a dead worker
+        return not_ready(f"the model failed on check records ({type(exc).__name__}: {exc})", metadata)
     if not np.all((reference >= 0) & (reference <= 1)):
         return not_ready("the model returned probabilities outside [0, 1]", metadata)
     if use_fastpath:

@@ -55,30 +55,83 @@ class Feature:
     allowed: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class ServedMetadata:
+    """The part of metadata.json the service acts on, typed and checked (`parse_metadata`)."""
+
+    features: list[Feature]
+    threshold: float
+    trained_with: str  # the scikit-learn version the model was trained with
+    example: dict[str, Any] | None
+
+
+def parse_metadata(raw: dict[str, Any]) -> ServedMetadata:
+    """metadata.json -> ServedMetadata; raises ValueError naming the first bad field and what it must be."""
+    threshold = raw.get("threshold")
+    if not _is_number(threshold) or not 0 < threshold < 1:
+        raise ValueError(
+            f"metadata.json: 'threshold' must be a number strictly between 0 and 1, not {threshold!r}"
+        )
+    libraries = raw.get("libraries")
+    if not isinstance(libraries, dict) or not isinstance(libraries.get("scikit-learn"), str):
+        raise ValueError("metadata.json: 'libraries' must record the 'scikit-learn' version as a string")
+    example = raw.get("example")
+    if example is not None and not isinstance(example, dict):
+        raise ValueError("metadata.json: 'example' must be a record (a JSON object) or null")
+    return ServedMetadata(
+        parse_features(raw.get("features")), float(threshold), libraries["scikit-learn"], example
+    )
+
+
+def _is_number(value: Any) -> bool:
+    # bool is a subclass of int in Python, but `true` is not a number in JSON
+    return value.__class__ is not bool and isinstance(value, int | float) and math.isfinite(value)
+
+
 def parse_features(raw: Any) -> list[Feature]:
-    """metadata.json `features` -> Feature list; raises ValueError naming the bad entry."""
+    """metadata.json `features` -> Feature list; raises ValueError naming the bad entry and field."""
     if not isinstance(raw, list) or not raw:
         raise ValueError("metadata.json: 'features' must be a non-empty list")
-    out = []
+    out: list[Feature] = []
     for i, item in enumerate(raw):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise ValueError(f"metadata.json: features[{i}] needs a 'name'")
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise ValueError(f"metadata.json: features[{i}] needs a 'name' (a non-empty string)")
+        where = f"metadata.json: features[{i}] ({item['name']})"
+        if item["name"] in {f.name for f in out}:
+            raise ValueError(f"{where}: the name appears twice")
         ftype = item.get("type")
         if ftype not in FEATURE_TYPES:
-            raise ValueError(
-                f"metadata.json: features[{i}] ({item['name']}): type must be one of {FEATURE_TYPES}"
-            )
-        allowed = item.get("allowed")
-        if ftype == "category" and not allowed:
-            raise ValueError(f"metadata.json: features[{i}] ({item['name']}): a category needs 'allowed'")
+            raise ValueError(f"{where}: type must be one of {FEATURE_TYPES}")
+        nullable = item.get("nullable", False)
+        if nullable.__class__ is not bool:
+            raise ValueError(f"{where}: 'nullable' must be true or false, not {nullable!r}")
+        lo, hi, allowed = item.get("min"), item.get("max"), item.get("allowed")
+        if ftype == "category":
+            if lo is not None or hi is not None:
+                raise ValueError(f"{where}: a category takes no 'min'/'max'")
+            if (
+                not isinstance(allowed, list)
+                or not allowed
+                or not all(a.__class__ is str for a in allowed)
+                or len(set(allowed)) != len(allowed)
+            ):
+                raise ValueError(f"{where}: a category needs 'allowed', a list of distinct strings")
+        else:
+            for key, bound in (("min", lo), ("max", hi)):
+                if bound is not None and not _is_number(bound):
+                    raise ValueError(f"{where}: '{key}' must be a finite number or null, not {bound!r}")
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"{where}: 'min' {lo} is above 'max' {hi}")
+            if allowed is not None:
+                raise ValueError(f"{where}: only a category takes 'allowed'")
         out.append(
             Feature(
                 name=item["name"],
                 type=ftype,
-                nullable=bool(item.get("nullable", False)),
-                min=item.get("min"),
-                max=item.get("max"),
-                allowed=tuple(str(a) for a in allowed) if allowed else None,
+                nullable=nullable,
+                min=lo,
+                max=hi,
+                allowed=tuple(allowed) if allowed else None,
             )
         )
     return out

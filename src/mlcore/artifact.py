@@ -1,7 +1,18 @@
 """The model artifact: a fitted scikit-learn Pipeline in skops format plus metadata.json.
 
-skops loads only types it is told to trust (no arbitrary-code pickle loading). The trusted types are recorded at
-save time in the metadata, and loading refuses any type outside an allow-list of scikit-learn/numpy types.
+What loading trusts, and why:
+- **Types**: skops builds only the types a file names, but a type name is not a safe unit by itself: an
+  allow-listed transformer can hold any callable (`FunctionTransformer(func=builtins.eval)`). So every type a
+  file names (classes, functions, types; skops's own defaults included) must be in `TRUSTED_TYPES`, an exact list
+  of what the project's registered estimators serialise (`pipeline.modeling.MODEL_TYPES`; a test fits each one and
+  proves it needs nothing else). `save_model` refuses to write a model that needs more, so a new estimator fails
+  at training with the names to add here, not at serving.
+- **Trees**: HistGradientBoosting's compiled predictor follows node indices without bounds checks;
+  `mlcore.trees.check_tree_arrays` checks them before the model serves.
+- **Version**: `model_version` is the hash of metadata.json's content, which records the model file's sha256:
+  loading recomputes both from the bytes it read and refuses a file that does not match, so an edited
+  metadata.json (a threshold, a feature bound) or a replaced model file is refused, and a consistent forgery
+  announces a new version instead of the old one.
 skops writes a zip whose entries carry the current time; `dumps_deterministic` rewrites it with a fixed timestamp
 so the same fitted model always gives the same bytes.
 
@@ -19,17 +30,53 @@ from pathlib import Path
 from typing import Any
 
 from mlcore.errors import PipelineError
+from mlcore.io import json_default
+from mlcore.trees import TreeError, check_tree_arrays
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # skops refers to objects by id() ("__id__": 1406...) and names array files after it ("1406....npy").
 _OBJECT_REFERENCE = re.compile(r'("__id__": |"file": ")(\d+)(\.npy"|(?=[,}\s]))')
-# Type-name prefixes a model may contain. Anything else in a model file is refused at load time.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "builtins.", "collections.")
-# skops checks the function a partial wraps against the same allow-list (scikit-learn stores partials of its
-# own validation helpers).
-TRUSTED_NAMES = frozenset({"functools.partial"})
+# Every type a model file may name, exactly: what the estimators registered in pipeline.modeling.MODEL_TYPES
+# serialise with the pinned scikit-learn (tests/pipeline/test_modeling.py proves it for each registered type).
+# Never a prefix: `builtins.` or `numpy.` would admit eval or numpy.load. A new estimator's types go here.
+TRUSTED_TYPES = frozenset(
+    {
+        # containers and values skops writes for any object
+        "builtins.dict",
+        "builtins.list",
+        "builtins.slice",
+        "builtins.str",
+        "builtins.tuple",
+        "numpy.dtype",
+        "numpy.float64",
+        "numpy.ndarray",
+        "numpy.uint64",
+        "numpy.random._generator.Generator",
+        # the pipeline and its preprocessing
+        "sklearn.pipeline.Pipeline",
+        "sklearn.compose._column_transformer.ColumnTransformer",
+        "sklearn.impute._base.SimpleImputer",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.preprocessing._encoders.OneHotEncoder",
+        "sklearn.preprocessing._encoders.OrdinalEncoder",
+        "sklearn.preprocessing._label.LabelEncoder",
+        # logistic_regression
+        "sklearn.linear_model._logistic.LogisticRegression",
+        # hist_gradient_boosting (its input check is FunctionTransformer(partial(check_array, ...)))
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.preprocessing._function_transformer.FunctionTransformer",
+        "functools.partial",
+        "sklearn.utils.validation.check_array",
+        "sklearn._loss._loss.CyHalfBinomialLoss",
+        "sklearn._loss.link.Interval",
+        "sklearn._loss.link.LogitLink",
+        "sklearn._loss.loss.HalfBinomialLoss",
+    }
+)
 
 
 class ArtifactError(PipelineError):
@@ -68,61 +115,132 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def types_in(data: bytes) -> list[str]:
+    """Every type a skops file names (each object's `__module__.__class__`, functions and types included), sorted.
+
+    This reads schema.json itself rather than asking skops which types are untrusted: skops trusts some types by
+    default, and the allow-list is meant to cover everything the file makes skops build."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ArtifactError(f"not a readable skops file ({exc})") from exc
+    found: set[str] = set()
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            module, name = node.get("__module__"), node.get("__class__")
+            if module is not None or name is not None:
+                found.add(f"{module}.{name}")
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return sorted(found)
+
+
+def untrusted_types(data: bytes) -> list[str]:
+    return [t for t in types_in(data) if t not in TRUSTED_TYPES]
+
+
+def derive_version(metadata: dict[str, Any]) -> str:
+    """The first 12 hex digits of the sha256 of metadata.json's content without `model_version`: keys sorted,
+    no whitespace (so re-indenting the file does not change it). The content records the model file's sha256,
+    so the version covers both files."""
+    content = {k: v for k, v in metadata.items() if k != "model_version"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return sha256_bytes(canonical.encode("utf-8"))[:12]
+
+
+def seal_metadata(metadata: dict[str, Any], data: bytes) -> dict[str, Any]:
+    """The metadata as it is written next to model bytes `data`: `artifact` (file, format, sha256, the types the
+    file names) and `model_version` derived from the result. JSON round-tripped (numpy scalars become numbers),
+    so the version is computed on exactly what loading will read."""
+    sealed = json.loads(json.dumps(metadata, default=json_default))
+    sealed.pop("model_version", None)
+    sealed["artifact"] = {
+        "file": MODEL_FILE,
+        "format": "skops",
+        "sha256": sha256_bytes(data),
+        "types": types_in(data),
+    }
+    sealed["model_version"] = derive_version(sealed)
+    return sealed
+
+
 def save_model(estimator: Any, metadata: dict[str, Any], model_dir: str | Path) -> dict[str, Any]:
-    """Write model.skops and metadata.json (atomically); returns the metadata as written.
+    """Write model.skops and metadata.json (atomically); returns the metadata as written (`seal_metadata`).
 
-    The metadata gains `artifact` (file, sha256, trusted types) and `model_version` (derived from the bytes).
-    """
-    import skops.io as sio
-
+    Refuses a model that names a type outside `TRUSTED_TYPES`: it could not be loaded."""
     from mlcore.io import write_bytes, write_json
 
     data = dumps_deterministic(estimator)
-    digest = sha256_bytes(data)
-    metadata = dict(metadata)
-    metadata["artifact"] = {
-        "file": MODEL_FILE,
-        "format": "skops",
-        "sha256": digest,
-        "trusted_types": sorted(sio.get_untrusted_types(data=data)),
-    }
-    metadata["model_version"] = digest[:12]
+    refused = untrusted_types(data)
+    if refused:
+        raise ArtifactError(
+            f"the fitted model uses types outside mlcore.artifact.TRUSTED_TYPES: {refused} (if they belong to "
+            "an estimator registered in pipeline.modeling.MODEL_TYPES, add their exact names there)"
+        )
+    sealed = seal_metadata(metadata, data)
     model_dir = Path(model_dir)
     write_bytes(model_dir / MODEL_FILE, data)
-    write_json(model_dir / METADATA_FILE, metadata)
-    return metadata
+    write_json(model_dir / METADATA_FILE, sealed)
+    return sealed
 
 
 def load_metadata(model_dir: str | Path) -> dict[str, Any]:
+    """metadata.json as recorded, parsed but not verified against the model file (`load_model` verifies)."""
     path = Path(model_dir) / METADATA_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        metadata = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ArtifactError(f"{path}: model metadata not found (run `make run` to train a model)") from exc
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" ({exc.msg} at line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ArtifactError(f"{path}: not valid JSON{where}") from exc
+    if not isinstance(metadata, dict):
+        raise ArtifactError(f"{path}: must be a JSON object (retrain with `make run`)")
+    return metadata
 
 
 def load_model(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Load and verify the model: file present, sha256 as recorded, only allow-listed types."""
+    """Load and verify the model: file present, its sha256 and metadata.json's content as `model_version`
+    records, only `TRUSTED_TYPES`, tree arrays in bounds. The metadata returned carries the derived version."""
     import skops.io as sio
 
     model_dir = Path(model_dir)
     metadata = load_metadata(model_dir)
-    artifact = metadata.get("artifact") or {}
-    path = model_dir / artifact.get("file", MODEL_FILE)
+    meta_path = model_dir / METADATA_FILE
+    artifact = metadata.get("artifact")
+    if not isinstance(artifact, dict) or artifact.get("file") != MODEL_FILE:
+        raise ArtifactError(
+            f"{meta_path}: 'artifact' must record file '{MODEL_FILE}' (retrain with `make run`)"
+        )
+    path = model_dir / MODEL_FILE
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise ArtifactError(f"{path}: model file not found") from exc
-    expected = artifact.get("sha256")
-    if sha256_bytes(data) != expected:
+    if sha256_bytes(data) != artifact.get("sha256"):
         raise ArtifactError(f"{path}: sha256 does not match metadata.json (corrupt or replaced model file)")
+    version = derive_version(metadata)
+    if metadata.get("model_version") != version:
+        raise ArtifactError(
+            f"{meta_path}: content does not hash to its model_version {metadata.get('model_version')!r} "
+            "(edited after training: restore the file or retrain)"
+        )
     try:
-        untrusted = sio.get_untrusted_types(data=data)
-    except Exception as exc:  # a corrupt zip or skops schema raises many types; report them as one
-        raise ArtifactError(f"{path}: not a readable skops file ({exc})") from exc
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_NAMES]
+        refused = untrusted_types(data)
+    except ArtifactError as exc:
+        raise ArtifactError(f"{path}: {exc}") from exc
     if refused:
         raise ArtifactError(f"{path}: refusing to load untrusted types {refused}")
-    return sio.loads(data, trusted=untrusted), metadata
+    try:
+        estimator = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
+    except Exception as exc:  # a damaged schema fails deep inside skops in many ways; report them as one
+        raise ArtifactError(f"{path}: not a loadable skops file ({type(exc).__name__}: {exc})") from exc
+    try:
+        check_tree_arrays(estimator)
+    except TreeError as exc:
+        raise ArtifactError(f"{path}: refusing a malformed tree: {exc}") from exc
+    return estimator, {**metadata, "model_version": version}

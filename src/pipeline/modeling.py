@@ -4,7 +4,7 @@ Swap in your own model here: `MODEL_TYPES` registers each `model.type` params.ya
 that builds it and the hyperparameters it takes; nothing else names an estimator. A builder returns an
 estimator with `fit(X, y)` and `predict_proba(X)` on a DataFrame of the schema's feature columns. Then set
 params.yaml `model` (type, defaults) and `tune.search_space`. A library other than scikit-learn also needs its
-types trusted by the artifact (mlcore.artifact) and its package in requirements/serve.in and pipeline.in.
+exact type names in mlcore.artifact.TRUSTED_TYPES and its package in requirements/serve.in and pipeline.in.
 """
 
 from __future__ import annotations

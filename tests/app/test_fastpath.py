@@ -40,13 +40,22 @@ def test_fast_path_matches_scikit_learn(which, model_dir, lr_model_dir):
         assert np.max(np.abs(got - expected[:n])) < 1e-12, n
 
 
-def test_unknown_steps_are_declined_and_served_by_scikit_learn(model_dir, tmp_path):
+def test_unknown_steps_are_declined_and_served_by_scikit_learn(model_dir, tmp_path, monkeypatch):
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
-    from mlcore.artifact import save_model
+    from mlcore import artifact
+
+    forest_types = {
+        "numpy.int64",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._tree.Tree",
+    }
+    # as a fork that registers a forest in MODEL_TYPES would list its types
+    monkeypatch.setattr(artifact, "TRUSTED_TYPES", artifact.TRUSTED_TYPES | forest_types)
 
     service = load_service(model_dir)
     features = service.validator.features
@@ -64,7 +73,7 @@ def test_unknown_steps_are_declined_and_served_by_scikit_learn(model_dir, tmp_pa
     ).fit(service.frame(columns_of(rows)).fillna(0), [i % 2 for i in range(len(rows))])
     with pytest.raises(Unsupported):
         compile_pipeline(forest, features)
-    save_model(
+    artifact.save_model(
         forest,
         service.metadata | {"example": {k: v for k, v in service.example.items() if v is not None}},
         tmp_path,

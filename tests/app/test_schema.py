@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.schema import COLUMNS_MIN_RECORDS, Feature, RecordError, RecordValidator
+from app.schema import COLUMNS_MIN_RECORDS, Feature, RecordError, RecordValidator, parse_metadata
 
 FEATURES = [
     Feature("age", "int", min=0, max=120),
@@ -80,3 +80,74 @@ def test_invalid_batches_raise_the_first_record_by_record_error(seed):
     with pytest.raises(RecordError) as got:
         validator.columns(records)
     assert got.value.as_dict() == expected.value.as_dict()
+
+
+GOOD_METADATA = {
+    "threshold": 0.5,
+    "libraries": {"scikit-learn": "1.9.1"},
+    "example": {"age": 30, "plan": "basic"},
+    "features": [
+        {"name": "age", "type": "int", "nullable": False, "min": 0, "max": 120, "allowed": None},
+        {
+            "name": "plan",
+            "type": "category",
+            "nullable": True,
+            "min": None,
+            "max": None,
+            "allowed": ["basic"],
+        },
+    ],
+}
+
+
+def _with(**changes):
+    meta = {**GOOD_METADATA, "features": [dict(f) for f in GOOD_METADATA["features"]]}
+    for key, value in changes.items():
+        if key.startswith("age_"):
+            meta["features"][0][key[4:]] = value
+        elif key.startswith("plan_"):
+            meta["features"][1][key[5:]] = value
+        else:
+            meta[key] = value
+    return meta
+
+
+BAD_METADATA = [
+    (_with(threshold="abc"), "'threshold' must be a number strictly between 0 and 1, not 'abc'"),
+    (_with(threshold=2), "strictly between 0 and 1, not 2"),
+    (_with(threshold=1), "strictly between 0 and 1, not 1"),
+    (_with(threshold=float("nan")), "strictly between 0 and 1"),
+    (_with(threshold=None), "strictly between 0 and 1, not None"),
+    (_with(libraries=None), "'libraries' must record the 'scikit-learn' version"),
+    (_with(example=[1]), "'example' must be a record"),
+    (_with(features=None), "'features' must be a non-empty list"),
+    (_with(age_name=""), "features[0] needs a 'name'"),
+    (_with(plan_name="age"), "features[1] (age): the name appears twice"),
+    (_with(age_type="date"), "type must be one of"),
+    (_with(age_min="0"), "features[0] (age): 'min' must be a finite number or null, not '0'"),
+    (_with(age_max=True), "'max' must be a finite number or null, not True"),
+    (_with(age_max=float("inf")), "'max' must be a finite number or null"),
+    (_with(age_min=10, age_max=5), "'min' 10 is above 'max' 5"),
+    (_with(age_nullable="false"), "'nullable' must be true or false, not 'false'"),
+    (_with(age_allowed=["x"]), "only a category takes 'allowed'"),
+    (_with(plan_allowed=[]), "a category needs 'allowed'"),
+    (_with(plan_allowed=["a", "a"]), "a list of distinct strings"),
+    (_with(plan_allowed=[1]), "a list of distinct strings"),
+    (_with(plan_max=3), "a category takes no 'min'/'max'"),
+]
+
+
+def test_good_metadata_parses_to_typed_fields():
+    served = parse_metadata(GOOD_METADATA)
+    assert (served.threshold, served.trained_with, served.example) == (0.5, "1.9.1", GOOD_METADATA["example"])
+    assert served.features == [
+        Feature("age", "int", nullable=False, min=0, max=120),
+        Feature("plan", "category", nullable=True, allowed=("basic",)),
+    ]
+
+
+@pytest.mark.parametrize(("metadata", "reason"), BAD_METADATA, ids=[r for _, r in BAD_METADATA])
+def test_bad_metadata_is_refused_naming_the_field(metadata, reason):
+    with pytest.raises(ValueError) as refused:
+        parse_metadata(metadata)
+    assert reason in str(refused.value)

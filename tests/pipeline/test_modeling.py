@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlcore.artifact import TRUSTED_TYPES, dumps_deterministic, types_in
 from mlcore.metrics import classification_metrics, score
-from pipeline.modeling import build_pipeline, features_frame, select_hyperparameters
+from pipeline.modeling import MODEL_TYPES, build_pipeline, features_frame, select_hyperparameters
 from tests.support.factories import default_params, make_snapshot, params_with
 
 
@@ -47,3 +48,20 @@ def test_metrics_on_known_values():
     assert m["accuracy"] == pytest.approx(0.5)
     assert score("log_loss", y, [0.1, 0.6, 0.4, 0.9]) == pytest.approx(-m["log_loss"])
     assert pd.isna(classification_metrics([1, 1], [0.2, 0.8], 0.5)["roc_auc"])
+
+
+def test_the_artifact_allow_list_is_exactly_what_the_registered_models_serialise():
+    """mlcore.artifact.TRUSTED_TYPES cannot import the model declaration (layers): this proves it matches it.
+    Every registered model type, with each class_weight, needs nothing outside the list, and every listed type is
+    needed by one of them (a stale entry would be trust nobody uses)."""
+    used: set[str] = set()
+    df = make_snapshot(300)
+    for model_type in MODEL_TYPES:
+        for class_weight in ("balanced", "none"):
+            params = params_with({"model.type": model_type, "model.class_weight": class_weight})
+            pipe = build_pipeline(params.schema, params.model, {"max_iter": 5})
+            pipe.fit(features_frame(df, params.schema), df["churned"])
+            types = set(types_in(dumps_deterministic(pipe)))
+            assert types <= TRUSTED_TYPES, (model_type, class_weight, sorted(types - TRUSTED_TYPES))
+            used |= types
+    assert used == TRUSTED_TYPES, sorted(TRUSTED_TYPES - used)
