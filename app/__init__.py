@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # bytes per request body (more: 413)
     "LOG_FLUSH_INTERVAL": 0.5,  # seconds between prediction-log batch writes
     "LOG_BATCH_SIZE": 1000,  # rows per prediction-log insert
+    "LOG_MAX_BACKLOG": 50_000,  # rows queued at most per worker (more: /predict answers 503 with Retry-After)
+    "BODY_TIMEOUT": 10.0,  # seconds a client may send nothing while its request body is read (more: 408)
     "MODEL_THREADS": 1,  # BLAS/OpenMP threads per worker
     "FASTPATH": True,  # use app.fastpath when it matches scikit-learn
 }
@@ -84,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["PREDICTION_LOG_URL"],
         flush_interval=float(app.config["LOG_FLUSH_INTERVAL"]),
         batch_size=int(app.config["LOG_BATCH_SIZE"]),
+        max_backlog=int(app.config["LOG_MAX_BACKLOG"]),
     )
     log.on_flush = lambda written, backlog: (
         metrics.log_written.inc(written),

@@ -5,7 +5,9 @@ Tables (mlcore.predlog_schema, documented in docs/contracts.md; the monitoring j
     feedback(prediction_id PK, label, received_at)
 
 Predictions are written off the request's hot path: `record()` appends to an in-memory queue and a background
-thread inserts them in batches (every `flush_interval` seconds or `batch_size` rows). The thread shares the worker's
+thread inserts them in batches (every `flush_interval` seconds or `batch_size` rows). The queue is bounded
+(`max_backlog` rows): when the writer falls behind (a slow or unreachable database), `record()` raises `LogFull`
+and /predict answers 503 with Retry-After instead of a prediction that would not be logged. The thread shares the worker's
 CPU, so a batch is one `executemany` of plain tuples (`_Inserter`): SQLAlchemy's per-row statement machinery cost
 more than the database did (profiled: ~12 of ~20 ms for 1000 rows on SQLite). `close()` drains the queue;
 gunicorn's `worker_exit` hook and an atexit hook call it, so a graceful shutdown (SIGTERM, HUP reload) loses no
@@ -104,9 +106,16 @@ class _Inserter:
         conn.exec_driver_sql(self.sql, self.parameters(rows))
 
 
+class LogFull(Exception):
+    """The queue holds `max_backlog` rows: the writer has fallen behind (the API answers 503 with Retry-After)."""
+
+
 class PredictionLog:
-    def __init__(self, url: str, flush_interval: float = 0.5, batch_size: int = 1000):
+    def __init__(
+        self, url: str, flush_interval: float = 0.5, batch_size: int = 1000, max_backlog: int = 100_000
+    ):
         self.url, self.flush_interval, self.batch_size = url, flush_interval, batch_size
+        self.max_backlog = max_backlog
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
         self._inserter = _Inserter(self.engine.dialect)
@@ -124,9 +133,16 @@ class PredictionLog:
 
     # -- hot path ---------------------------------------------------------------------------------------------
     def record(self, rows: list[dict[str, Any]]) -> None:
-        """Queue prediction rows (dicts with the `predictions` columns); returns at once."""
+        """Queue prediction rows (dicts with the `predictions` columns); returns at once. Raises LogFull, queueing
+        nothing, when they would take the queue past `max_backlog` rows: memory stays bounded, and a prediction
+        is answered only once its row is queued."""
         if self._pid != os.getpid():
             self._start()  # lazily, in the process that serves (a thread does not survive gunicorn's fork)
+        if len(self._queue) + len(rows) > self.max_backlog:
+            self._wake.set()
+            raise LogFull(
+                f"{len(self._queue)} predictions are waiting to be written (at most {self.max_backlog})"
+            )
         self._queue.extend(rows)
         if len(self._queue) >= self.batch_size:
             self._wake.set()

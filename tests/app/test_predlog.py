@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from app.predlog import PredictionLog
+from app.predlog import LogFull, PredictionLog
 from mlcore.predlog_schema import predictions
 
 
@@ -166,3 +166,15 @@ def test_the_batched_writer_stores_what_sqlalchemy_insert_stores(tmp_path, reque
     assert {row["created_at"].replace(tzinfo=UTC) for row in got} == {first, second}
     log.engine.dispose()
     reference.dispose()
+
+
+def test_a_full_queue_refuses_rows_and_queues_none_of_them(tmp_path):
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=3600, batch_size=1000, max_backlog=10)
+    log.record(_rows(8, "a"))
+    with pytest.raises(LogFull, match="8 predictions are waiting"):
+        log.record(_rows(3, "b"))
+    assert log.backlog == 8  # all or nothing: no row of the refused request is queued
+    log.record(_rows(2, "c"))
+    assert log.backlog == 10
+    log.close()
+    assert _count(log) == 10
