@@ -30,7 +30,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.bench_serve import batch_records  # noqa: E402
+from bench.bench_serve import batch_records, worker_rss_mb  # noqa: E402
 from tests.support.gunicorn_server import gunicorn  # noqa: E402
 
 
@@ -96,12 +96,15 @@ def service_peak(
                 else:
                     counts["other"] += 1
 
-    with gunicorn(model_dir, log_url, workdir / "gunicorn.log") as (_proc, port):
+    rss: list[float] = []
+    with gunicorn(model_dir, log_url, workdir / "gunicorn.log") as (proc, port):
         threads = [threading.Thread(target=client, args=(port,)) for _ in range(clients)]
         started = time.perf_counter()
         for t in threads:
             t.start()
-        time.sleep(seconds)
+        while time.perf_counter() - started < seconds:  # the largest worker's memory, every second
+            time.sleep(1)
+            rss.append(max(worker_rss_mb(proc.pid).values(), default=0.0))
         stop.set()
         for t in threads:
             t.join()
@@ -120,6 +123,7 @@ def service_peak(
         "refused_503": counts["503"],
         "other": counts["other"],
         "backlog_at_end": backlog,
+        "rss_mb": (rss[1] if len(rss) > 1 else 0.0, max(rss, default=0.0), rss[-1] if rss else 0.0),
     }
 
 
@@ -169,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                 (
                     f"service peak, {backend} log, {args.clients} clients x 1000-record batches, {args.seconds:g} s",
                     f"{peak['rows_per_s']:,.0f} rows/s; 503s {peak['refused_503']}, other errors {peak['other']}, "
-                    f"backlog at the end {peak['backlog_at_end']:.0f}",
+                    f"backlog at the end {peak['backlog_at_end']:.0f}; largest worker RSS after 2 s / max / at "
+                    "the end: {:.0f} / {:.0f} / {:.0f} MB".format(*peak["rss_mb"]),
                 )
             )
             print(results[-1], flush=True)
