@@ -82,6 +82,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # (after loading: threadpoolctl only reaches the libraries already loaded, and scikit-learn brings OpenMP)
     threadpool_limits(limits=int(app.config["MODEL_THREADS"]))
 
+    if int(app.config["LOG_MAX_BACKLOG"]) < int(app.config["MAX_BATCH"]):
+        raise ValueError(
+            f"LOG_MAX_BACKLOG ({app.config['LOG_MAX_BACKLOG']}) must be at least MAX_BATCH "
+            f"({app.config['MAX_BATCH']}): a full batch could never be logged"
+        )
     log = PredictionLog(
         app.config["PREDICTION_LOG_URL"],
         flush_interval=float(app.config["LOG_FLUSH_INTERVAL"]),

@@ -322,3 +322,15 @@ def test_metadata_publishes_a_synthetic_example_not_the_recorded_one(client, app
     assert body["examples"]["one"]["value"] == published
     assert spec["components"]["schemas"]["Record"]["example"] == published
     assert client.post("/predict", json=published).status_code == 200
+
+
+def test_a_log_queue_smaller_than_a_batch_is_refused_at_start(model_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"LOG_MAX_BACKLOG \(10\) must be at least MAX_BATCH \(50\)"):
+        create_app(
+            {
+                "MODEL_DIR": str(model_dir),
+                "PREDICTION_LOG_URL": f"sqlite:///{tmp_path}/log.db",
+                "MAX_BATCH": 50,
+                "LOG_MAX_BACKLOG": 10,
+            }
+        )
