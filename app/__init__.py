@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # bytes per request body (more: 413)
     "LOG_FLUSH_INTERVAL": 0.5,  # seconds between prediction-log batch writes
     "LOG_BATCH_SIZE": 1000,  # rows per prediction-log insert
+    "LOG_MAX_BACKLOG": 50_000,  # rows queued at most per worker (more: /predict answers 503 with Retry-After)
+    "BODY_TIMEOUT": 10.0,  # seconds a client may send nothing while its request body is read (more: 408)
     "MODEL_THREADS": 1,  # BLAS/OpenMP threads per worker
     "FASTPATH": True,  # use app.fastpath when it matches scikit-learn
     "FEEDBACK_TOKENS": "",  # name:token,... required on /feedback when set (app/auth.py); empty: open
@@ -83,10 +85,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # (after loading: threadpoolctl only reaches the libraries already loaded, and scikit-learn brings OpenMP)
     threadpool_limits(limits=int(app.config["MODEL_THREADS"]))
 
+    if int(app.config["LOG_MAX_BACKLOG"]) < int(app.config["MAX_BATCH"]):
+        raise ValueError(
+            f"LOG_MAX_BACKLOG ({app.config['LOG_MAX_BACKLOG']}) must be at least MAX_BATCH "
+            f"({app.config['MAX_BATCH']}): a full batch could never be logged"
+        )
     log = PredictionLog(
         app.config["PREDICTION_LOG_URL"],
         flush_interval=float(app.config["LOG_FLUSH_INTERVAL"]),
         batch_size=int(app.config["LOG_BATCH_SIZE"]),
+        max_backlog=int(app.config["LOG_MAX_BACKLOG"]),
     )
     log.on_flush = lambda written, backlog: (
         metrics.log_written.inc(written),

@@ -3,6 +3,8 @@ request metrics. Every error is JSON `{"error": {"code", "message", "field"?, "i
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -11,10 +13,12 @@ from typing import Any
 import numpy as np
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from app.observability import observe_many
+from app.predlog import LogFull
 from app.schema import RecordError
+from mlcore.example import example_record
 
 bp = Blueprint("api", __name__)
 
@@ -36,12 +40,19 @@ METADATA_FIELDS = (
 
 
 ID_MASK = (1 << 128) - 1
+PREDICTION_ID = re.compile(r"[0-9a-f]{32}")  # what new_prediction_ids() hands out
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any):
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ):
         super().__init__(message)
-        self.status, self.body = status, {"code": code, "message": message, **extra}
+        self.status, self.body, self.headers = (
+            status,
+            {"code": code, "message": message, **extra},
+            headers or {},
+        )
 
 
 def state():
@@ -54,6 +65,41 @@ def json_response(obj: Any, status: int = 200) -> Response:
     )
 
 
+def read_body() -> bytes:
+    """The whole request body, read within BODY_TIMEOUT seconds (else 408: a client trickling its body holds one
+    worker thread for that long at most; gunicorn's socket gets the time left before each read).
+    413 beyond MAX_CONTENT_LENGTH: werkzeug refuses a declared Content-Length above it before reading, and its
+    stream raises when a chunked body would go past it (`get_data()` would stop at the limit and return a
+    truncated body, so the stream is read to its end here)."""
+    timeout = float(current_app.config["BODY_TIMEOUT"])
+    wsgi_environ = request.environ  # (the WSGI environment, not the process's)
+    sock = wsgi_environ.get("gunicorn.socket")
+    deadline = time.monotonic() + timeout
+    chunks = []
+    try:
+        while True:
+            if sock is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                sock.settimeout(remaining)
+            chunk = request.stream.read(64 * 1024)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except (TimeoutError, ClientDisconnected) as exc:
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+            raise ApiError(
+                408,
+                "request_timeout",
+                f"the request body did not arrive within {timeout:g} s (BODY_TIMEOUT): send it faster",
+            ) from exc
+        raise
+    finally:
+        if sock is not None:
+            sock.settimeout(None)
+
+
 def read_json() -> Any:
     """The request body as JSON: 415 unless the body is declared JSON, 400 when it does not parse."""
     if not request.is_json:
@@ -61,7 +107,7 @@ def read_json() -> Any:
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
         )
     try:
-        return orjson.loads(request.get_data(cache=False))
+        return orjson.loads(read_body())
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
 
@@ -130,7 +176,17 @@ def predict() -> Response:
     version = model.model_version
     ids = new_prediction_ids(len(records))
     outputs = list(zip(ids, probabilities.tolist(), predicted.tolist(), strict=True))
-    log_rows(st.log, records, outputs, version)
+    try:
+        log_rows(st.log, records, outputs, version)
+    except LogFull as exc:
+        st.metrics.log_rejected.inc(len(records))
+        retry = max(1, round(st.log.flush_interval * 2))
+        raise ApiError(
+            503,
+            "log_behind",
+            f"the prediction log is behind ({exc}): retry in {retry} s",
+            headers={"Retry-After": str(retry)},
+        ) from exc
     count_predictions(st.metrics, predicted, probabilities)
     return json_response(
         {
@@ -157,9 +213,12 @@ def post_feedback() -> Response:
     if unknown:
         raise ApiError(422, "unknown_field", f"unknown field '{unknown[0]}'", field=unknown[0])
     prediction_id, label = body.get("prediction_id"), body.get("label")
-    if not isinstance(prediction_id, str) or not prediction_id:
+    if not isinstance(prediction_id, str) or not PREDICTION_ID.fullmatch(prediction_id):
         raise ApiError(
-            422, "invalid_type", "'prediction_id' must be a non-empty string", field="prediction_id"
+            422,
+            "invalid_prediction_id",
+            "'prediction_id' must be the 32 lower-case hex characters /predict returned",
+            field="prediction_id",
         )
     if label.__class__ is not int or label not in (0, 1):
         raise ApiError(422, "invalid_label", "'label' must be 0 or 1", field="label")
@@ -194,12 +253,19 @@ def ready() -> Response:
     return json_response({"ready": True, "model_version": st.model.model_version})
 
 
+def published_example(model: Any) -> dict[str, Any]:
+    """The example /metadata and /openapi.json show: built from the feature contract, never the metadata's own
+    `example` (a model trained before mlcore.example carries a real test-window record there)."""
+    return example_record([dataclasses.asdict(feature) for feature in model.validator.features])
+
+
 @bp.get("/metadata")
 def metadata() -> Response:
     model = state().model
     if not model.ready:
         raise ApiError(503, "not_ready", model.reason)
-    return json_response({k: model.metadata[k] for k in METADATA_FIELDS if k in model.metadata})
+    published = {k: model.metadata[k] for k in METADATA_FIELDS if k in model.metadata}
+    return json_response(published | {"example": published_example(model)})
 
 
 @bp.get("/metrics")
@@ -212,7 +278,9 @@ def metrics() -> Response:
 def register_hooks(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return json_response({"error": exc.body}, exc.status)
+        response = json_response({"error": exc.body}, exc.status)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(RecordError)
     def record_error(exc: RecordError):
@@ -232,6 +300,7 @@ def register_hooks(app: Flask) -> None:
 
     @app.after_request
     def observe(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"  # browsers must not guess another content type
         started = g.get("started")
         if started is not None:
             m = state().metrics

@@ -1,5 +1,5 @@
 """GET /openapi.json (OpenAPI 3.0: app/openapi.yaml, with the Record schema taken from the same feature schema that
-validates requests and the real example record from the model's metadata) and GET /docs (Swagger UI, its files
+validates requests and a synthetic example built from it: mlcore.example) and GET /docs (Swagger UI, its files
 served by this app: works offline).
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from flask import Blueprint, Response, current_app, send_from_directory
+from flask import Blueprint, Response, abort, current_app, send_from_directory
 
-from app.api import json_response, state
+from app.api import json_response, published_example, state
 
 bp = Blueprint("docs", __name__)
 
@@ -68,13 +68,14 @@ def openapi() -> Response:
     spec = st.extra.get("openapi")
     if spec is None:
         model = st.model
+        example = published_example(model) if model.ready else None
         record = (
-            model.validator.json_schema(model.example)
+            model.validator.json_schema(example)
             if model.validator is not None
             else {"type": "object", "description": "no model loaded: see GET /ready"}
         )
         spec = st.extra["openapi"] = openapi_spec(
-            record, model.example, st.config["MAX_BATCH"], model.model_version
+            record, example, st.config["MAX_BATCH"], model.model_version
         )
     return json_response(spec)
 
@@ -84,10 +85,17 @@ def docs_page() -> Response:
     return Response(DOCS_PAGE, mimetype="text/html")
 
 
+# The only files of the vendored Swagger UI that DOCS_PAGE loads: its other pages (index.html,
+# oauth2-redirect.html) and source maps are not served.
+DOCS_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})
+
+
 @bp.get("/docs/static/<path:filename>")
 def docs_static(filename: str) -> Response:
     from swagger_ui_bundle import swagger_ui_path
 
+    if filename not in DOCS_FILES:
+        abort(404)
     return send_from_directory(
         swagger_ui_path, filename, max_age=current_app.config.get("DOCS_MAX_AGE", 3600)
     )

@@ -3,13 +3,14 @@
     BIND              address:port to listen on (default 127.0.0.1:$PORT; containers set 0.0.0.0:8000)
     PORT              port when BIND is not set (default 8000)
     WEB_CONCURRENCY   worker processes (default: the number of CPUs)
-    THREADS           threads per worker (default 1: prediction is CPU-bound; more threads only queue on the GIL;
-                      above 1 gunicorn uses its gthread worker)
+    THREADS           threads per worker (default 4: prediction is CPU-bound and the threads share the GIL, but a
+                      slow client holds only one thread, for BODY_TIMEOUT seconds at most, while the others serve)
     GRACEFUL_TIMEOUT  seconds a stopping worker may take to finish in-flight requests (default 30)
     TIMEOUT           seconds before a silent worker is killed and replaced (default 30)
-    WORKER_CLASS      gunicorn worker type (default sync: one request per connection, no keep-alive;
-                      gthread keeps connections alive, see docs/serving.md on how they spread over the workers)
-    KEEPALIVE         gthread: seconds an idle keep-alive connection is kept (default 5)
+    WORKER_CLASS      gunicorn worker type (default gthread: THREADS requests at once per worker; sync serves
+                      one at a time, so one slow client per worker stops the service: docs/serving.md)
+    KEEPALIVE         gthread: seconds an idle keep-alive connection is kept (default 0: one request per
+                      connection, so new connections spread over the workers; see docs/serving.md)
     WORKER_CONNECTIONS  gthread: connections one worker holds at most (default 1000)
     PRELOAD           1 (default) = the master loads and verifies the model once, then forks the workers;
                       0 = each worker loads it after the fork
@@ -33,20 +34,24 @@ arrives. HUP starts new workers before stopping the old ones: no request is drop
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import tempfile
 
+from gunicorn import util as gunicorn_util
+
 bind = os.environ.get("BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
-threads = int(os.environ.get("THREADS", "1"))
-# sync: every connection is accepted by whichever worker is free, so load always spreads over the workers (with
-# gthread's keep-alive one worker could hold most connections: see docs/serving.md, "Worker type")
-worker_class = os.environ.get("WORKER_CLASS", "sync")
+threads = int(os.environ.get("THREADS", "4"))
+# gthread: a client that trickles its body holds one thread, not the worker (sync: the whole worker, until TIMEOUT
+# kills it); without keep-alive each new connection goes to a worker that accepts it, so load spreads over the
+# workers (with keep-alive one worker could hold most connections: see docs/serving.md, "Worker type")
+worker_class = os.environ.get("WORKER_CLASS", "gthread")
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
 timeout = int(os.environ.get("TIMEOUT", "30"))
-keepalive = int(os.environ.get("KEEPALIVE", "5"))
+keepalive = int(os.environ.get("KEEPALIVE", "0"))
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 preload_app = os.environ.get("PRELOAD", "1") == "1"
 accesslog = os.environ.get("ACCESS_LOG") or None  # "-" for stdout; off by default (it costs ~10% throughput)
@@ -62,6 +67,22 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
     os.environ["SERVE_OWNS_PROMETHEUS_DIR"] = "1"
+
+
+def _json_error(sock, status_int, reason, mesg):
+    """gunicorn's own error answers (a malformed request line or header, 400/414/431/...), as JSON like the app's
+    errors (gunicorn writes HTML and has no setting for it: its `util.write_error` is replaced, in the master, so
+    the forked workers inherit it)."""
+    code = reason.lower().replace(" ", "_") or "error"
+    body = json.dumps({"error": {"code": code, "message": mesg or reason}}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin1") + body)
+
+
+gunicorn_util.write_error = _json_error
 
 
 def on_starting(server):

@@ -62,6 +62,11 @@ class Metrics:
         self.log_written = Counter(
             "prediction_log_written_total", "Predictions written to the log.", registry=r
         )
+        self.log_rejected = Counter(
+            "prediction_log_rejected_total",
+            "Predictions refused with 503 because the log's queue was full (the writer fell behind).",
+            registry=r,
+        )
         self.feedback = Counter("feedback_total", "Feedback labels by outcome.", ["outcome"], registry=r)
 
         # labelled children looked up once (labels() validates and locks on every call: ~5 us each)

@@ -5,13 +5,16 @@ Tables (mlcore.predlog_schema, documented in docs/contracts.md; the monitoring j
     feedback(prediction_id PK, label, received_at, client)
 
 Predictions are written off the request's hot path: `record()` appends to an in-memory queue and a background
-thread inserts them in batches (every `flush_interval` seconds or `batch_size` rows). The thread shares the worker's
-CPU, so a batch is one `executemany` of plain tuples (`_Inserter`): SQLAlchemy's per-row statement machinery cost
-more than the database did (profiled: ~12 of ~20 ms for 1000 rows on SQLite). `close()` drains the queue;
-gunicorn's `worker_exit` hook and an atexit hook call it, so a graceful shutdown (SIGTERM, HUP reload) loses no
-acknowledged prediction. A hard kill (SIGKILL) can lose the last `flush_interval` seconds; with SQLite (write-ahead
-log, synchronous=NORMAL) a power loss can also lose the last commits. Copy a live SQLite log with `sqlite3 .backup`,
-not `cp` (recent rows sit in the `-wal` file until a checkpoint).
+thread inserts them in batches (every `flush_interval` seconds or `batch_size` rows). The queue is bounded
+(`max_backlog` rows): when the writer falls behind, `record()` waits for room, then (a slow or unreachable
+database) raises `LogFull` and /predict answers 503 with Retry-After instead of a prediction that would not be
+logged. The thread shares the worker's CPU, so a batch is one `executemany` of plain tuples (`_Inserter`):
+SQLAlchemy's per-row statement machinery cost more than the database did (profiled: ~12 of ~20 ms for 1000 rows on
+SQLite); on PostgreSQL it is one COPY (`_Copier`: 4x the rows/s of executemany, docs/benchmarks.md).
+`close()` drains the queue; gunicorn's `worker_exit` hook and an atexit hook call it, so a graceful shutdown
+(SIGTERM, HUP reload) loses no acknowledged prediction. A hard kill (SIGKILL) can lose the last `flush_interval`
+seconds; with SQLite (write-ahead log, synchronous=NORMAL) a power loss can also lose the last commits. Copy a
+live SQLite log with `sqlite3 .backup`, not `cp` (recent rows sit in the `-wal` file until a checkpoint).
 """
 
 from __future__ import annotations
@@ -104,14 +107,57 @@ class _Inserter:
         conn.exec_driver_sql(self.sql, self.parameters(rows))
 
 
+class _Copier:
+    """INSERT INTO predictions on PostgreSQL (psycopg 3) as one COPY ... FROM STDIN: the server parses each column
+    as text (the features as JSON text), with none of executemany's per-row statement round trips. A refused row
+    (a duplicate id) raises SQLAlchemy's IntegrityError, as the executemany path does."""
+
+    def __init__(self, dialect: sa.Dialect):
+        self.keys = [c.key for c in predictions.c]
+        self.sql = f"COPY {predictions.name} ({', '.join(self.keys)}) FROM STDIN"
+        self.integrity_error = dialect.dbapi.IntegrityError
+
+    def insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        raw = conn.connection.driver_connection
+        try:
+            with raw.cursor() as cursor, cursor.copy(self.sql) as copy:
+                for row in rows:
+                    copy.write_row(
+                        (
+                            row["prediction_id"],
+                            row["created_at"],
+                            row["model_version"],
+                            _dumps(row["features"]),
+                            row["probability"],
+                            row["prediction"],
+                        )
+                    )
+        except self.integrity_error as exc:
+            raise sa.exc.IntegrityError(self.sql, None, exc) from exc
+
+
+def make_inserter(dialect: sa.Dialect) -> _Inserter | _Copier:
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        return _Copier(dialect)
+    return _Inserter(dialect)
+
+
+class LogFull(Exception):
+    """The queue holds `max_backlog` rows: the writer has fallen behind (the API answers 503 with Retry-After)."""
+
+
 class PredictionLog:
-    def __init__(self, url: str, flush_interval: float = 0.5, batch_size: int = 1000):
+    def __init__(
+        self, url: str, flush_interval: float = 0.5, batch_size: int = 1000, max_backlog: int = 100_000
+    ):
         self.url, self.flush_interval, self.batch_size = url, flush_interval, batch_size
+        self.max_backlog = max_backlog
         self.engine = make_engine(url)
         create_or_upgrade(self.engine)
-        self._inserter = _Inserter(self.engine.dialect)
+        self._inserter = make_inserter(self.engine.dialect)
         self._queue: deque[dict[str, Any]] = deque()
         self._wake = threading.Event()
+        self._room = threading.Condition()  # notified after each batch the writer commits
         self._lock = (
             threading.Lock()
         )  # one writer at a time: the thread, or close()/flush() from another thread
@@ -124,9 +170,22 @@ class PredictionLog:
 
     # -- hot path ---------------------------------------------------------------------------------------------
     def record(self, rows: list[dict[str, Any]]) -> None:
-        """Queue prediction rows (dicts with the `predictions` columns); returns at once."""
+        """Queue prediction rows (dicts with the `predictions` columns); returns at once while the queue has room.
+        When they would take it past `max_backlog` rows, waits up to `2 * flush_interval` seconds for the writer
+        to make room (back-pressure: the waiting request threads leave the writer the CPU), then raises LogFull,
+        queueing nothing: memory stays bounded, and a prediction is answered only once its row is queued."""
         if self._pid != os.getpid():
             self._start()  # lazily, in the process that serves (a thread does not survive gunicorn's fork)
+        if len(self._queue) + len(rows) > self.max_backlog:
+            self._wake.set()
+            with self._room:
+                self._room.wait_for(
+                    lambda: len(self._queue) + len(rows) <= self.max_backlog, timeout=2 * self.flush_interval
+                )
+            if len(self._queue) + len(rows) > self.max_backlog:
+                raise LogFull(
+                    f"{len(self._queue)} predictions are waiting to be written (at most {self.max_backlog})"
+                )
         self._queue.extend(rows)
         if len(self._queue) >= self.batch_size:
             self._wake.set()
@@ -173,6 +232,8 @@ class PredictionLog:
                     log.error("prediction log: writing %d rows failed (%s); will retry", len(batch), exc)
                     break
                 written += len(batch)
+                with self._room:
+                    self._room.notify_all()
         self.written += written
         return written
 

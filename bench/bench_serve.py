@@ -160,7 +160,7 @@ def run(model_dir: Path, seconds: int, soak_seconds: int, connections: int, n_ro
     workers = os.environ.get("WEB_CONCURRENCY") or str(os.cpu_count())
     results: dict = {
         "workers": workers,
-        "threads": os.environ.get("THREADS", "1"),
+        "threads": os.environ.get("THREADS", "4"),  # app/gunicorn.conf.py's default
         "connections": connections,
         "seconds": seconds,
         "rounds_n": n_rounds,

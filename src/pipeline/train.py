@@ -2,10 +2,11 @@
 
 The metadata records what a reader of a served model needs: the data (hash, window), params, the hash of the
 code that ran, library versions, the feature schema the API validates against, reference statistics of the
-training data for drift checks, the validation metrics, and one real example record. Everything in model/ is a
-function of the stage's declared inputs: same data, params, code and seed give the same bytes on any machine,
-so the model/ hash dvc.lock records can be reproduced and verified. Facts that differ between runs (when, on
-which commit, with which uncommitted changes) belong to the lineage record that retraining writes.
+training data for drift checks, the validation metrics, and an example record built from the schema (no customer's
+row: mlcore.example). Everything in model/ is a function of the stage's declared inputs: same data, params, code
+and seed give the same bytes on any machine, so the model/ hash dvc.lock records can be reproduced and verified.
+Facts that differ between runs (when, on which commit, with which uncommitted changes) belong to the lineage
+record that retraining writes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 
 from mlcore.artifact import save_model
 from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.example import example_record
 from mlcore.io import read_json, sha256_file
 from mlcore.metrics import classification_metrics
 from pipeline.config import Params, SchemaParams, load_params
@@ -75,25 +77,6 @@ def feature_schema(schema: SchemaParams) -> list[dict[str, Any]]:
         }
         for name, spec in schema.features.items()
     ]
-
-
-def example_record(df: pd.DataFrame, schema: SchemaParams) -> dict[str, Any]:
-    """The first complete row: a valid request body taken from real data."""
-    x = features_frame(df, schema)
-    complete = x.dropna()
-    row = (complete if len(complete) else x).iloc[0]
-    return {
-        name: (
-            None
-            if pd.isna(row[name])
-            else int(row[name])
-            if schema.features[name].type == "int"
-            else float(row[name])
-            if schema.features[name].type == "float"
-            else str(row[name])
-        )
-        for name in schema.feature_names
-    }
 
 
 def train_model(params: Params, splits: dict[str, pd.DataFrame], tuned: dict[str, Any]):
@@ -151,7 +134,7 @@ def build_metadata(
             params.model.seed,
         ),
         "metrics": {"test": test_metrics},
-        "example": example_record(splits["test"], schema),
+        "example": example_record(feature_schema(schema)),
     }
 
 

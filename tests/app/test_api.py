@@ -7,7 +7,9 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from app import create_app
 from app.fastpath import columns_of
+from mlcore.example import example_record
 from mlcore.predlog_schema import feedback, predictions
 
 
@@ -186,7 +188,7 @@ def test_feedback_is_stored_once(client, example, app):
 
 
 def test_feedback_on_an_unknown_prediction_is_404(client):
-    response = client.post("/feedback", json={"prediction_id": "no-such-id", "label": 0})
+    response = client.post("/feedback", json={"prediction_id": "0" * 32, "label": 0})
     assert response.status_code == 404
     assert response.get_json()["error"] | {"message": ""} == {
         "code": "unknown_prediction",
@@ -198,11 +200,11 @@ def test_feedback_on_an_unknown_prediction_is_404(client):
 @pytest.mark.parametrize(
     "body",
     [
-        {"prediction_id": "x", "label": 2},
-        {"prediction_id": "x", "label": True},
+        {"prediction_id": "0" * 32, "label": 2},
+        {"prediction_id": "0" * 32, "label": True},
         {"prediction_id": "", "label": 1},
         {"label": 1},
-        {"prediction_id": "x", "label": 1, "extra": 1},
+        {"prediction_id": "0" * 32, "label": 1, "extra": 1},
     ],
 )
 def test_invalid_feedback_is_422(client, body):
@@ -251,3 +253,84 @@ def test_metrics_label_unknown_methods_as_other(client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'http_requests_total{endpoint="unmatched",method="OTHER",status="405"} 3.0' in text
     assert "BREW" not in text and "FOO" not in text
+
+
+@pytest.mark.parametrize(
+    "prediction_id",
+    ["x", "0" * 31, "0" * 33, "A" * 32, "g" * 32, "0" * 31 + "\x00", "0" * 32 + "\n", 5, None],
+)
+def test_feedback_ids_must_be_what_predict_returns(client, prediction_id):
+    response = client.post("/feedback", json={"prediction_id": prediction_id, "label": 1})
+    assert response.status_code == 422
+    assert response.get_json()["error"] | {"message": ""} == {
+        "code": "invalid_prediction_id",
+        "field": "prediction_id",
+        "message": "",
+    }
+
+
+@pytest.mark.postgres
+def test_a_nul_in_a_feedback_id_is_422_on_postgres(model_dir, postgres_url):
+    """PostgreSQL refuses NUL in text (a 500 before ids were validated)."""
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS serve_api_feedback"))
+        conn.execute(sa.text("CREATE DATABASE serve_api_feedback"))
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + "/serve_api_feedback"
+    app = create_app({"MODEL_DIR": str(model_dir), "PREDICTION_LOG_URL": url, "TESTING": True})
+    try:
+        response = app.test_client().post("/feedback", json={"prediction_id": "ab\x00cd", "label": 1})
+        assert (response.status_code, response.get_json()["error"]["code"]) == (422, "invalid_prediction_id")
+    finally:
+        app.extensions["serve"].log.close()
+        app.extensions["serve"].log.engine.dispose()
+
+
+def test_a_full_prediction_log_is_503_with_retry_after_and_counted(client, example, app):
+    log = app.extensions["serve"].log
+    log.max_backlog = 4
+    predictions.drop(log.engine)  # the database fails: the writer falls behind
+    assert client.post("/predict", json=[example] * 3).status_code == 200
+    response = client.post("/predict", json=[example] * 2)
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "log_behind"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert log.backlog == 3  # the refused request's rows are not queued: no prediction left unlogged
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "prediction_log_rejected_total 2.0" in text
+    predictions.create(log.engine)
+    log.flush()
+    assert client.post("/predict", json=[example] * 2).status_code == 200  # written: room again
+
+
+def test_responses_forbid_content_sniffing(client, example):
+    for response in (client.get("/health"), client.post("/predict", json=example), client.get("/nope")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_metadata_publishes_a_synthetic_example_not_the_recorded_one(client, app):
+    """A model trained before mlcore.example carries a real test-window record in metadata.json: never shown."""
+    model = app.extensions["serve"].model
+    real = dict(model.example) | {"tenure_months": 37, "monthly_charges": 81.55}
+    model.metadata["example"] = real
+    features = client.get("/metadata").get_json()["features"]
+    published = client.get("/metadata").get_json()["example"]
+    assert published == example_record(features) != real
+    spec = client.get("/openapi.json").get_json()
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["examples"]["one"]["value"] == published
+    assert spec["components"]["schemas"]["Record"]["example"] == published
+    assert client.post("/predict", json=published).status_code == 200
+
+
+def test_a_log_queue_smaller_than_a_batch_is_refused_at_start(model_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"LOG_MAX_BACKLOG \(10\) must be at least MAX_BATCH \(50\)"):
+        create_app(
+            {
+                "MODEL_DIR": str(model_dir),
+                "PREDICTION_LOG_URL": f"sqlite:///{tmp_path}/log.db",
+                "MAX_BATCH": 50,
+                "LOG_MAX_BACKLOG": 10,
+            }
+        )

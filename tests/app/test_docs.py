@@ -30,14 +30,14 @@ def fuzz_app(model_dir, tmp_path_factory):
 def test_openapi_record_schema_comes_from_the_model(client, app):
     spec = client.get("/openapi.json").get_json()
     record = spec["components"]["schemas"]["Record"]
-    model = app.extensions["serve"].model
-    assert record["example"] == model.example
+    published = client.get("/metadata").get_json()["example"]
+    assert record["example"] == published
     assert record["additionalProperties"] is False
     assert record["properties"]["contract"]["enum"] == ["month-to-month", "one-year", "two-year"]
     assert record["properties"]["total_charges"]["nullable"] is True
     assert "total_charges" not in record["required"] and "tenure_months" in record["required"]
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["examples"]["one"]["value"] == model.example
+    assert body["examples"]["one"]["value"] == published
     # the documented example is accepted by the API
     assert client.post("/predict", json=body["examples"]["batch"]["value"]).status_code == 200
 
@@ -105,3 +105,14 @@ def test_docs_page_renders_predict_and_its_example_in_chromium(live_server, app,
     assert "/predict" in dom and "Predict churn for one record or a batch" in dom
     example = app.extensions["serve"].model.example
     assert f"{example['contract']}" in dom and "tenure_months" in dom  # the example request body is shown
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["index.html", "oauth2-redirect.html", "swagger-ui-bundle.js.map", "swagger-ui.css.map", "swagger-ui.js"],
+)
+def test_only_the_swagger_files_the_docs_page_loads_are_served(client, filename):
+    assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs/static/swagger-ui.css").status_code == 200
+    response = client.get(f"/docs/static/{filename}")
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "not_found")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from app.predlog import PredictionLog
+from app.predlog import LogFull, PredictionLog
 from mlcore.predlog_schema import predictions
 
 
@@ -60,13 +60,18 @@ def test_a_database_outage_keeps_rows_queued(tmp_path):
     assert (log.backlog, _count(log)) == (0, 3)
 
 
-def test_a_refused_row_does_not_block_the_others(tmp_path):
-    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=60)
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_refused_row_does_not_block_the_others(tmp_path, request, backend):
+    """(On PostgreSQL the batch is one COPY: a duplicate id fails it whole, then the rows go one by one.)"""
+    postgres_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    log = PredictionLog(_log_url(tmp_path, postgres_url, backend, "predlog_refused"), flush_interval=60)
     log.record(_rows(3))
     log.record(_rows(1))  # p0 again: violates the primary key
     assert log.flush() == 3
     assert log.backlog == 0 and log.errors == 1
+    assert _count(log) == 3
     log.close()
+    log.engine.dispose()
 
 
 def test_feedback_outcomes(tmp_path):
@@ -145,13 +150,17 @@ def _log_url(tmp_path, postgres_url, backend: str, name: str) -> str:
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_the_batched_writer_stores_what_sqlalchemy_insert_stores(tmp_path, request, backend):
-    """The log writes batches as plain executemany parameters; the rows must read back exactly as rows written by
-    SQLAlchemy's own insert (types, time zone, JSON, missing values), since the monitoring jobs read them."""
+    """The log writes batches as plain executemany parameters (COPY on PostgreSQL); the rows must read back exactly
+    as rows written by SQLAlchemy's own insert (types, time zone, JSON, missing values), since the monitoring jobs
+    read them."""
     postgres_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
     first, second = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), datetime.now(UTC)
     rows = [
         row
-        | {"created_at": first if i < 3 else second, "features": {"x": i, "c": "a", "n": None, "f": 0.1 * i}}
+        | {
+            "created_at": first if i < 3 else second,
+            "features": {"x": i, "c": 'a\tb\nc\\d "e" é', "n": None, "f": 0.1 * i},
+        }
         for i, row in enumerate(_rows(6))
     ]
     log = PredictionLog(_log_url(tmp_path, postgres_url, backend, "predlog_fast"), flush_interval=60)
@@ -166,3 +175,20 @@ def test_the_batched_writer_stores_what_sqlalchemy_insert_stores(tmp_path, reque
     assert {row["created_at"].replace(tzinfo=UTC) for row in got} == {first, second}
     log.engine.dispose()
     reference.dispose()
+
+
+def test_a_full_queue_waits_for_the_writer_then_refuses_and_queues_nothing(tmp_path):
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=0.05, batch_size=1000, max_backlog=10)
+    log.record(_rows(8, "a"))
+    log.record(_rows(8, "b"))  # no room: waits until the writer has written the first 8
+    log.flush()
+    assert _count(log) == 16
+    predictions.drop(log.engine)  # the database fails: the writer cannot make room
+    log.record(_rows(8, "c"))
+    with pytest.raises(LogFull, match="8 predictions are waiting"):
+        log.record(_rows(3, "d"))
+    assert log.backlog == 8  # all or nothing: no row of the refused request is queued
+    log.record(_rows(2, "e"))
+    predictions.create(log.engine)
+    log.close()
+    assert (log.backlog, _count(log)) == (0, 10)
