@@ -16,6 +16,7 @@ from mlcore.predlog_schema import feedback
 CRM = "crm-token-0123456789abcdef"
 BILLING = "billing-token-fedcba9876543210"
 SCORER = "scorer-token-00112233445566778899"
+UNKNOWN_ID = "0" * 32  # well-formed, never issued
 
 
 @pytest.fixture
@@ -193,8 +194,8 @@ def test_tokens_come_from_the_environment(make_app, monkeypatch):
     monkeypatch.setenv("FEEDBACK_TOKENS", f"crm:{CRM}")
     monkeypatch.setenv("AUTH_REQUIRED", "feedback")
     client = make_app().test_client()
-    assert client.post("/feedback", json={"prediction_id": "x", "label": 1}).status_code == 401
-    response = client.post("/feedback", json={"prediction_id": "x", "label": 1}, headers=bearer(CRM))
+    assert client.post("/feedback", json={"prediction_id": UNKNOWN_ID, "label": 1}).status_code == 401
+    response = client.post("/feedback", json={"prediction_id": UNKNOWN_ID, "label": 1}, headers=bearer(CRM))
     assert response.status_code == 404  # authenticated; the id is unknown
 
 
