@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow.parquet as pq
@@ -134,7 +135,7 @@ class _DuplicateKeys:
         self.rule = f"one row per ({', '.join(self.columns)})"
         self._regroup = regroup
         self._ordered, self._seen = True, False
-        self._open: tuple | None = None  # the key of the last row so far, and how many rows hold it
+        self._open: tuple | None = None  # the key of the last row so far, and how many rows in a row hold it
         self._open_rows = 0
         self._count, self._examples = 0, []
 
@@ -150,24 +151,28 @@ class _DuplicateKeys:
         if backwards.any():
             self._ordered = False
             return
-        starts = ~((ids == previous[0]) & (times == previous[1]))
-        run = starts.cumsum()
-        sizes = run.value_counts(sort=False).sort_index()
-        if not starts.iloc[0]:  # the first rows continue the previous chunk's last run
-            sizes.iloc[0] += self._open_rows
-        else:
-            self._close(self._open, self._open_rows)
-        first_rows = starts[starts].index
-        keys = [(ids.iloc[r], times.iloc[r]) for r in ([0] if not starts.iloc[0] else []) + list(first_rows)]
-        for key, size in zip(keys[:-1], sizes.iloc[:-1], strict=True):
-            self._close(key, int(size))
-        self._open, self._open_rows = keys[-1], int(sizes.iloc[-1])
+        same = ((ids == previous[0]) & (times == previous[1])).to_numpy()  # the key of the row before
+        starts = np.flatnonzero(~same)  # the first row of each run of one key
+        if not len(starts):  # the whole chunk continues the open run
+            self._open_rows += len(same)
+            return
+        self._close(self._open, self._open_rows + int(starts[0]))
+        sizes = np.diff(np.append(starts, len(same)))
+        repeated = np.flatnonzero(sizes[:-1] > 1)  # runs closed in this chunk that repeat a key
+        self._count += int(sizes[repeated].sum())
+        for run in repeated[: max(0, 3 - len(self._examples))]:
+            self._example((ids.iloc[starts[run]], times.iloc[starts[run]]), int(sizes[run]))
+        self._open = (ids.iloc[starts[-1]], times.iloc[starts[-1]])
+        self._open_rows = int(sizes[-1])
 
     def _close(self, key: tuple | None, rows: int) -> None:
         if key is not None and rows > 1:
             self._count += rows
-            if len(self._examples) < 3:
-                self._examples.append(f"{key[0]} at {key[1]} ({rows} rows)")
+            self._example(key, rows)
+
+    def _example(self, key: tuple, rows: int) -> None:
+        if len(self._examples) < 3:
+            self._examples.append(f"{key[0]} at {key[1]} ({rows} rows)")
 
     def failure(self) -> dict[str, Any] | None:
         if not self._seen:
