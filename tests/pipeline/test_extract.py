@@ -362,3 +362,14 @@ def test_a_truncated_csv_is_one_error_naming_the_file(events, tmp_path, keep):
         _extract_from(data, "*.csv", tmp_path)
     message = str(caught.value)
     assert str(bad) in message and "\n" not in message, message
+
+
+def test_csv_months_with_their_columns_in_another_order_give_the_same_snapshot(events, tmp_path):
+    import pyarrow.csv as pacsv
+
+    data = _copy_months(events, tmp_path / "csv", ".csv")
+    moved = data / f"{MONTHS[1]}.csv"
+    table = pacsv.read_csv(moved)
+    pacsv.write_csv(table.select(list(reversed(table.column_names))), moved)
+    from_csv = _extract_from(data, "*.csv", tmp_path)
+    assert from_csv == _run(events, tmp_path / "parquet.parquet", window_days=800)
