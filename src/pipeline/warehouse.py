@@ -83,12 +83,8 @@ class DuckDBWarehouse:
             paths = [row[0] for row in self._con.execute("SELECT file FROM glob(?)", [files]).fetchall()]
             if not paths:
                 raise PipelineError(f"params.yaml: warehouse.files: No files found that match '{files}'")
-            layouts = check_file_types(self._con, reader, paths, schema)
-            # Each file keeps its own types, widened where files differ (int + double -> double): union_by_name
-            # (cheap for Parquet, 2x the CPU for CSV, where sniffing every file does it unless columns moved).
-            csv_in_one_layout = reader == "read_csv_auto" and len(set(layouts.values())) == 1
-            option = "files_to_sniff = -1" if csv_in_one_layout else "union_by_name = true"
-            source = f"{reader}({_sql_str(files)}, {option})"
+            found = check_file_types(self._con, reader, paths, schema)
+            source = f"{reader}({_sql_str(files)}, {_reader_options(reader, found, schema)})"
             self._con.execute(f'CREATE VIEW "{warehouse.table}" AS SELECT * FROM {source}')
         except duckdb.Error as exc:
             self.close()
@@ -146,20 +142,20 @@ def contract_columns(schema: SchemaParams) -> dict[str, tuple[str, str, bool]]:
     return columns
 
 
-def check_file_types(con, reader: str, paths: list[str], schema: SchemaParams) -> dict[str, tuple[str, ...]]:
+def check_file_types(con, reader: str, paths: list[str], schema: SchemaParams) -> dict[str, dict[str, str]]:
     """Refuse a file whose contract columns hold the wrong kind of type (a float or text in an int column, text
     in a number column, ...) or that lacks a column the contract does not let be null: one line naming the
     first culprit file and column. A column that holds only nulls in a file may have any type there.
 
-    Return each file's column names, in order."""
+    Return each file's columns and their types, in the file's order."""
     problems: list[str] = []
-    layouts: dict[str, tuple[str, ...]] = {}
+    columns: dict[str, dict[str, str]] = {}
     for path in paths:
         described = con.execute(
             f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {reader}(?))", [path]
         )
         found = dict(described.fetchall())
-        layouts[path] = tuple(found)
+        columns[path] = found
         missing = []
         for name, (kind, key, nullable) in contract_columns(schema).items():
             wanted, accepts = _KINDS[kind]
@@ -180,7 +176,25 @@ def check_file_types(con, reader: str, paths: list[str], schema: SchemaParams) -
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         raise PipelineError(problems[0] + more)
-    return layouts
+    return columns
+
+
+# The type a contract column gets when files hold different types of the kind it asks for.
+_WIDEST = {"int": "BIGINT", "float": "DOUBLE", "category": "VARCHAR", "id": "VARCHAR", "time": "TIMESTAMP"}
+
+
+def _reader_options(reader: str, found: dict[str, dict[str, str]], schema: SchemaParams) -> str:
+    """How the view reads the files so that each keeps its own values, widened where files differ (int + double
+    -> double). Parquet, or CSV files whose columns differ in order: union_by_name (for CSV it sniffs every file
+    again: 2x the CPU). CSV files in one layout: the contract columns' types given, as the check found them."""
+    if reader != "read_csv_auto" or len({tuple(columns) for columns in found.values()}) > 1:
+        return "union_by_name = true"
+    types = {}
+    for name, (kind, _, _) in contract_columns(schema).items():
+        held = {columns[name] for columns in found.values() if name in columns}
+        if held:
+            types[name] = held.pop() if len(held) == 1 else _WIDEST[kind]
+    return "types = {" + ", ".join(f"{_sql_str(name)}: {_sql_str(t)}" for name, t in types.items()) + "}"
 
 
 def _holds_values(con, reader: str, path: str, column: str) -> bool:

@@ -373,3 +373,33 @@ def test_csv_months_with_their_columns_in_another_order_give_the_same_snapshot(e
     pacsv.write_csv(table.select(list(reversed(table.column_names))), moved)
     from_csv = _extract_from(data, "*.csv", tmp_path)
     assert from_csv == _run(events, tmp_path / "parquet.parquet", window_days=800)
+
+
+def test_a_database_text_column_is_not_parsed_into_a_number_column(events, tmp_path):
+    import sqlite3
+
+    _, frame = events
+    with sqlite3.connect(tmp_path / "warehouse.db") as con:  # a TEXT column holding "14"
+        frame.assign(tenure_months=frame["tenure_months"].astype(str)).to_sql("events", con, index=False)
+    with pytest.raises(PipelineError, match=r"column 'tenure_months' holds text where the contract"):
+        _run(events, tmp_path / "snap.parquet", url=f"sqlite:///{tmp_path / 'warehouse.db'}", window_days=800)
+
+
+def test_a_csv_float_column_of_whole_numbers_in_the_first_file_keeps_the_other_files_fractions(
+    events, tmp_path
+):
+    import pyarrow.csv as pacsv
+
+    data = _copy_months(events, tmp_path / "csv", ".csv")
+    first = data / f"{MONTHS[0]}.csv"
+    table = pacsv.read_csv(first)
+    whole = pa.array([round(x) for x in table.column("monthly_charges").to_pylist()], pa.int64())
+    pacsv.write_csv(
+        table.set_column(table.schema.get_field_index("monthly_charges"), "monthly_charges", whole), first
+    )
+    _extract_from(data, "*.csv", tmp_path)
+    snapshot = (
+        pq.read_table(tmp_path / "snap.parquet").to_pandas().set_index("customer_id")["monthly_charges"]
+    )
+    later = pq.read_table(events[0] / "events" / f"{MONTHS[2]}.parquet").to_pandas()
+    assert (snapshot.loc[later["customer_id"]].to_numpy() == later["monthly_charges"].to_numpy()).all()
