@@ -3,10 +3,10 @@
 DuckDB (the default) reads `warehouse.files` (Parquet or CSV; a relative path is relative to params.yaml;
 `s3://bucket/prefix/*.parquet` and other object stores through fsspec, e.g. s3fs, with credentials from the
 environment) as a view named `warehouse.table`. Each file is read with its own types (its Parquet schema, or
-what DuckDB's sniffer finds in that CSV; `union_by_name` widens where files differ, int + double -> double), and
-before any query each file's contract columns are checked for the kind of type the contract asks
-(`check_file_types`): DuckDB's multi-file reader would otherwise cast every file to the first file's types
-(14.5 -> 14, "14" -> 14) before `validate` could see them. Errors name the file.
+what DuckDB's sniffer finds in that CSV), widened where files differ (int + double -> double:
+`_reader_options`), and before any query each file's contract columns are checked for the kind of type the
+contract asks (`check_file_types`): DuckDB's multi-file reader would otherwise cast every file to the first
+file's types (14.5 -> 14, "14" -> 14) before `validate` could see them. Errors name the file.
 
 With `WAREHOUSE_URL` set (a SQLAlchemy URL such as postgresql+psycopg://user@host/db) the query runs in that
 database instead. Both stream the result in Arrow batches of at most `chunk_rows` rows, and both give the
