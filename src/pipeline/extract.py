@@ -73,11 +73,21 @@ def training_window(cutoff_day: date, window_days: int) -> tuple[datetime, datet
 
 
 def _conform(batch: pa.RecordBatch, types: dict[str, pa.DataType]) -> pa.Table:
-    """Cast the columns named in the contract to their types; other columns keep the warehouse's type."""
+    """Cast the columns named in the contract to their types; other columns keep the warehouse's type.
+
+    Text is never parsed into a number column ("14" -> 14 would hide a column of the wrong type from `validate`;
+    DuckDB's files are checked before the query, see pipeline.warehouse.check_file_types); a number that does
+    not fit (14.5 into int) stops the stage."""
     columns = []
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         target = types.get(name)
         if target is not None and column.type != target:
+            text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            if text and (pa.types.is_integer(target) or pa.types.is_floating(target)):
+                raise PipelineError(
+                    f"extract: column '{name}' holds text where the contract (params.yaml schema) needs "
+                    f"{target}: fix the column's type in the warehouse, or the contract"
+                )
             try:
                 column = column.cast(target)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

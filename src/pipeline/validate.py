@@ -1,23 +1,31 @@
 """Stage `validate`: the snapshot must honour the data contract in params.yaml `schema` (checked with pandera).
 
 Checks: every column present with the right type, values in range, categories allowed, nulls only where
-`nullable`, the label present and binary, at least `min_rows` rows. A failure stops the pipeline with one line
+`nullable`, the label present and binary, one row per (`schema.id_column`, `schema.time_column`), at least
+`min_rows` rows. The key is the pair, not the id alone: event data observes a customer again at later times
+(the demo: one row per customer per observation), but the same customer twice at the same time is a row loaded
+twice (an export that overlaps, a month file copied) and would count twice in training and evaluation. A failure stops the pipeline with one line
 naming the file, column and rule, and leaves the previous validation report untouched.
 
 The snapshot is read in chunks of `extract.chunk_rows` rows (pipeline.chunks), each checked by pandera, so
 memory is bounded by the chunk, not the window. What needs the whole snapshot is summed over the chunks,
-exactly: the row count (for `min_rows`), the positive rate, the null fractions, and each broken rule's count of
-failing rows and first examples. The report is the same as for the whole table at once; only the order of
+exactly: the row count (for `min_rows`), the positive rate, the null fractions, each broken rule's count of
+failing rows and first examples, and the duplicate keys (counted as the chunks stream by when the snapshot is in
+(time, id) order, as the extract query writes it; otherwise grouped by DuckDB over the file, spilling to disk
+beyond `warehouse.duckdb_memory_limit`). The report is the same as for the whole table at once; only the order of
 several broken rules may differ (first found, first listed).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow.parquet as pq
@@ -99,6 +107,9 @@ class _Failures:
                 unseen = [e for e in examples if e not in seen["examples"]]
                 seen["examples"] = (seen["examples"] + unseen)[:3]
 
+    def add_rule(self, failure: dict[str, Any]) -> None:
+        self.found[(failure["column"], failure["rule"])] = failure
+
     def add_table_rule(self, rule: str) -> None:
         # Worded as pandera words a failed table-wide check, placed after the missing columns as pandera does.
         missing = [k for k in self.found if k[1] == "column_in_dataframe"]
@@ -109,25 +120,137 @@ class _Failures:
         )
 
 
-def validate_chunks(chunks: Iterable[pd.DataFrame], schema: SchemaParams) -> dict[str, Any]:
+Regroup = Callable[[str], list[tuple]]  # a SQL query over the relation "snapshot" -> its rows
+
+
+class _DuplicateKeys:
+    """Rows that repeat an (id, time) key. A snapshot in (time, id) order (the extract query's ORDER BY) has its
+    repeats next to each other, so they are counted as the chunks stream by, in constant memory; if the order
+    breaks, `regroup` runs a GROUP BY over the whole snapshot in DuckDB instead (within its memory limit,
+    spilling to disk). Either way: count = the rows that share their key with another row, examples = the first
+    three keys repeated, in snapshot order."""
+
+    def __init__(self, schema: SchemaParams, regroup: Regroup) -> None:
+        self.columns = [schema.id_column, schema.time_column]
+        self.rule = f"one row per ({', '.join(self.columns)})"
+        self._regroup = regroup
+        self._ordered, self._seen = True, False
+        self._open: tuple | None = None  # the key of the last row so far, and how many rows in a row hold it
+        self._open_rows = 0
+        self._count, self._examples = 0, []
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        if not self._ordered or chunk.empty or not set(self.columns) <= set(chunk.columns):
+            return  # a missing column is its own broken rule
+        self._seen = True
+        ids, times = (chunk[c].reset_index(drop=True) for c in self.columns)
+        previous = (ids.shift(), times.shift())
+        if self._open is not None:
+            previous[0].iloc[0], previous[1].iloc[0] = self._open
+        backwards = (times < previous[1]) | ((times == previous[1]) & (ids < previous[0]))
+        if backwards.any():
+            self._ordered = False
+            return
+        same = ((ids == previous[0]) & (times == previous[1])).to_numpy()  # the key of the row before
+        starts = np.flatnonzero(~same)  # the first row of each run of one key
+        if not len(starts):  # the whole chunk continues the open run
+            self._open_rows += len(same)
+            return
+        self._close(self._open, self._open_rows + int(starts[0]))
+        sizes = np.diff(np.append(starts, len(same)))
+        repeated = np.flatnonzero(sizes[:-1] > 1)  # runs closed in this chunk that repeat a key
+        self._count += int(sizes[repeated].sum())
+        for run in repeated[: max(0, 3 - len(self._examples))]:
+            self._example((ids.iloc[starts[run]], times.iloc[starts[run]]), int(sizes[run]))
+        self._open = (ids.iloc[starts[-1]], times.iloc[starts[-1]])
+        self._open_rows = int(sizes[-1])
+
+    def _close(self, key: tuple | None, rows: int) -> None:
+        if key is not None and rows > 1:
+            self._count += rows
+            self._example(key, rows)
+
+    def _example(self, key: tuple, rows: int) -> None:
+        if len(self._examples) < 3:
+            self._examples.append(f"{key[0]} at {key[1]} ({rows} rows)")
+
+    def failure(self) -> dict[str, Any] | None:
+        if not self._seen:
+            return None
+        if self._ordered:
+            self._close(self._open, self._open_rows)
+            count, examples = self._count, self._examples
+        else:
+            [(count, examples)] = self._regroup(_duplicates_sql(self.columns))
+        if not count:
+            return None
+        return {"column": None, "rule": self.rule, "count": int(count), "examples": examples}
+
+
+def _duplicates_sql(columns: list[str]) -> str:
+    """(rows that repeat a key, the first three such keys as examples) over the relation `snapshot`."""
+    id_, time = (f'"{c}"' for c in columns)
+    example = f"{id_}::VARCHAR || ' at ' || {time}::VARCHAR || ' (' || count(*) || ' rows)'"
+    return (
+        "SELECT sum(n)::BIGINT, list(example ORDER BY first)[:3] FROM ("
+        f" SELECT count(*) AS n, min(row) AS first, {example} AS example FROM snapshot"
+        f" WHERE {id_} IS NOT NULL AND {time} IS NOT NULL GROUP BY {id_}, {time} HAVING count(*) > 1)"
+    )
+
+
+def regroup_file(path: str | Path, memory_limit: str) -> Regroup:
+    """Run a query over the Parquet file at `path` as the relation `snapshot` (with its row number as `row`)."""
+
+    def run(sql: str) -> list[tuple]:
+        with tempfile.TemporaryDirectory(prefix="validate-duckdb-") as spill:
+            con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
+            try:
+                con.read_parquet(str(path), file_row_number=True).create_view("parquet")
+                con.execute("CREATE TEMP VIEW snapshot AS SELECT *, file_row_number AS row FROM parquet")
+                return con.execute(sql).fetchall()
+            finally:
+                con.close()
+
+    return run
+
+
+def regroup_frame(df: pd.DataFrame) -> Regroup:
+    """Run a query over a DataFrame in memory as the relation `snapshot`."""
+
+    def run(sql: str) -> list[tuple]:
+        with duckdb.connect() as con:
+            con.register("frame", df.reset_index(drop=True))
+            con.execute("CREATE TEMP VIEW snapshot AS SELECT *, row_number() OVER () AS row FROM frame")
+            return con.execute(sql).fetchall()
+
+    return run
+
+
+def validate_chunks(chunks: Iterable[pd.DataFrame], schema: SchemaParams, regroup: Regroup) -> dict[str, Any]:
     """Validate a snapshot given as consecutive chunks: the report of the whole table at once (several broken
-    rules are listed in the order they were found).
+    rules are listed in the order they were found). `regroup` queries the whole snapshot when the duplicate-key
+    rule needs it (`regroup_file`, `regroup_frame`).
 
     Return a report dict; `passed` is False with `failures` listing each broken rule."""
     checker = build_schema(schema)
     failures = _Failures()
     rows, positives = 0, 0
     nulls: dict[str, int] = {}
+    keys = _DuplicateKeys(schema, regroup)
     for chunk in chunks:
         try:
             checker.validate(chunk, lazy=True)
         except SchemaErrors as exc:
             failures.add(exc.failure_cases)
+        keys.add(chunk)
         rows += len(chunk)
         if not failures.found:  # the pass report's figures; once a rule is broken only `rows` is reported
             positives += int(chunk[schema.label].sum())
             for column, count in chunk.isna().sum().items():
                 nulls[column] = nulls.get(column, 0) + int(count)
+    duplicates = keys.failure()
+    if duplicates is not None:
+        failures.add_rule(duplicates)
     if rows < schema.min_rows:
         failures.add_table_rule(f"at least {schema.min_rows} rows (schema.min_rows)")
     if failures.found:
@@ -143,7 +266,7 @@ def validate_chunks(chunks: Iterable[pd.DataFrame], schema: SchemaParams) -> dic
 
 def validate_snapshot(df: pd.DataFrame, schema: SchemaParams) -> dict[str, Any]:
     """The report for a whole table in memory (one chunk)."""
-    return validate_chunks([df], schema)
+    return validate_chunks([df], schema, regroup_frame(df))
 
 
 def snapshot_frames(snapshot: pq.ParquetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -165,7 +288,9 @@ def format_failure(path: str | Path, failure: dict[str, Any]) -> str:
 def run_validate(params_path: str | Path, snapshot_path: str | Path, out_path: str | Path) -> dict[str, Any]:
     params = load_params(params_path)
     snapshot = open_snapshot(snapshot_path)
-    report = validate_chunks(snapshot_frames(snapshot, params.extract.chunk_rows), params.schema)
+    frames = snapshot_frames(snapshot, params.extract.chunk_rows)
+    regroup = regroup_file(snapshot_path, params.warehouse.duckdb_memory_limit)
+    report = validate_chunks(frames, params.schema, regroup)
     if not report["passed"]:
         lines = [format_failure(snapshot_path, f) for f in report["failures"]]
         more = f" (+{len(lines) - 1} more rule(s) broken)" if len(lines) > 1 else ""

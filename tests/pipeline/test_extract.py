@@ -3,6 +3,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -253,3 +254,152 @@ def test_csv_files_give_the_same_snapshot_as_parquet(events, tmp_path):
         warehouse.close()
     from_parquet = _run(events, tmp_path / "parquet.parquet", window_days=50)
     assert from_csv == from_parquet
+
+
+# --- what the files hold: each file read with its own types, checked against the contract --------------------
+
+
+def _copy_months(events, directory, suffix=".parquet"):
+    """The fixture's months as files in `directory` (Parquet, or CSV as pyarrow writes it)."""
+    import pyarrow.csv as pacsv
+
+    root, _ = events
+    directory.mkdir(exist_ok=True)
+    for path in sorted((root / "events").glob("*.parquet")):
+        table = pq.read_table(path)
+        if suffix == ".csv":
+            pacsv.write_csv(table, directory / f"{path.stem}.csv")
+        else:
+            pq.write_table(table, directory / path.name)
+    return directory
+
+
+def _extract_from(directory, pattern, tmp_path):
+    params = _params(directory / pattern, window_days=800)
+    warehouse = open_warehouse(params, directory)
+    try:
+        return extract_snapshot(
+            warehouse, params.extract, params.schema, params.warehouse.table, tmp_path / "snap.parquet"
+        )
+    finally:
+        warehouse.close()
+
+
+def _replace_column(path, name, values):
+    table = pq.read_table(path)
+    pq.write_table(table.set_column(table.schema.get_field_index(name), name, pa.array(values)), path)
+
+
+@pytest.mark.parametrize(
+    ("values", "found"),
+    [
+        (lambda v: [x + 0.5 for x in v], "DOUBLE"),  # 14.5 was read as 14
+        (lambda v: [str(x) for x in v], "VARCHAR"),  # "14" was read as 14
+    ],
+    ids=["float in an int column", "strings in an int column"],
+)
+def test_a_month_file_of_the_wrong_type_is_refused_naming_the_file_and_the_column(
+    events, tmp_path, values, found
+):
+    data = _copy_months(events, tmp_path / "events")
+    bad = data / f"{MONTHS[1]}.parquet"
+    _replace_column(bad, "tenure_months", values(pq.read_table(bad).column("tenure_months").to_pylist()))
+    with pytest.raises(PipelineError) as caught:
+        _extract_from(data, "*.parquet", tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{bad}: column 'tenure_months' holds {found}")
+    assert "(schema.features.tenure_months: int) needs an integer type" in message and "\n" not in message
+    assert not (tmp_path / "snap.parquet").exists()
+
+
+def test_a_float_column_may_be_integer_in_one_file_and_keeps_the_other_files_fractions(events, tmp_path):
+    data = _copy_months(events, tmp_path / "events")
+    first = data / f"{MONTHS[0]}.parquet"  # the first file decided every file's types
+    charges = pq.read_table(first).column("monthly_charges").to_pylist()
+    _replace_column(first, "monthly_charges", pa.array([round(x) for x in charges], pa.int64()))
+    _extract_from(data, "*.parquet", tmp_path)
+    snapshot = pq.read_table(tmp_path / "snap.parquet").to_pandas()
+    later = pq.read_table(data / f"{MONTHS[2]}.parquet").to_pandas()
+    merged = later.merge(snapshot, on="customer_id", suffixes=("", "_snap"))
+    assert len(merged) == len(later)
+    assert (merged["monthly_charges"] == merged["monthly_charges_snap"]).all()
+
+
+def test_a_month_file_without_a_required_column_is_refused_naming_it(events, tmp_path):
+    data = _copy_months(events, tmp_path / "events")
+    bad = data / f"{MONTHS[2]}.parquet"
+    pq.write_table(pq.read_table(bad).drop(["region"]), bad)
+    with pytest.raises(
+        PipelineError, match=rf"^{bad}: no column 'region', which params.yaml schema requires"
+    ):
+        _extract_from(data, "*.parquet", tmp_path)
+
+
+def test_csv_text_in_a_number_column_is_refused_naming_the_file_and_the_column(events, tmp_path):
+    data = _copy_months(events, tmp_path / "csv", ".csv")
+    bad = data / f"{MONTHS[1]}.csv"
+    header, *lines = bad.read_text().splitlines()
+    index = header.split(",").index('"tenure_months"')
+    rows = [line.split(",") for line in lines]
+    for row in rows:
+        row[index] = f'"{int(row[index]):03d}"'  # "014": text that the old reader turned into 14
+    bad.write_text("\n".join([header, *(",".join(r) for r in rows)]) + "\n")
+    with pytest.raises(PipelineError, match=rf"^{bad}: column 'tenure_months' holds VARCHAR"):
+        _extract_from(data, "*.csv", tmp_path)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.98], ids=["within the sniffed sample", "after it"])
+def test_a_truncated_csv_is_one_error_naming_the_file(events, tmp_path, keep):
+    data = _copy_months(events, tmp_path / "csv", ".csv")
+    bad = data / f"{MONTHS[1]}.csv"
+    text = bad.read_bytes()
+    if keep > 0.9:  # more rows than DuckDB's sniffer samples, so the cut is found while reading
+        header, body = text.split(b"\n", 1)
+        text = header + b"\n" + body * 200
+    cut = text.index(b"\n", int(len(text) * keep)) + 30  # 30 bytes into a row: it ends after the event time
+    bad.write_bytes(text[:cut])
+    with pytest.raises(PipelineError) as caught:
+        _extract_from(data, "*.csv", tmp_path)
+    message = str(caught.value)
+    assert str(bad) in message and "\n" not in message, message
+
+
+def test_csv_months_with_their_columns_in_another_order_give_the_same_snapshot(events, tmp_path):
+    import pyarrow.csv as pacsv
+
+    data = _copy_months(events, tmp_path / "csv", ".csv")
+    moved = data / f"{MONTHS[1]}.csv"
+    table = pacsv.read_csv(moved)
+    pacsv.write_csv(table.select(list(reversed(table.column_names))), moved)
+    from_csv = _extract_from(data, "*.csv", tmp_path)
+    assert from_csv == _run(events, tmp_path / "parquet.parquet", window_days=800)
+
+
+def test_a_database_text_column_is_not_parsed_into_a_number_column(events, tmp_path):
+    import sqlite3
+
+    _, frame = events
+    with sqlite3.connect(tmp_path / "warehouse.db") as con:  # a TEXT column holding "14"
+        frame.assign(tenure_months=frame["tenure_months"].astype(str)).to_sql("events", con, index=False)
+    with pytest.raises(PipelineError, match=r"column 'tenure_months' holds text where the contract"):
+        _run(events, tmp_path / "snap.parquet", url=f"sqlite:///{tmp_path / 'warehouse.db'}", window_days=800)
+
+
+def test_a_csv_float_column_of_whole_numbers_in_the_first_file_keeps_the_other_files_fractions(
+    events, tmp_path
+):
+    import pyarrow.csv as pacsv
+
+    data = _copy_months(events, tmp_path / "csv", ".csv")
+    first = data / f"{MONTHS[0]}.csv"
+    table = pacsv.read_csv(first)
+    whole = pa.array([round(x) for x in table.column("monthly_charges").to_pylist()], pa.int64())
+    pacsv.write_csv(
+        table.set_column(table.schema.get_field_index("monthly_charges"), "monthly_charges", whole), first
+    )
+    _extract_from(data, "*.csv", tmp_path)
+    snapshot = (
+        pq.read_table(tmp_path / "snap.parquet").to_pandas().set_index("customer_id")["monthly_charges"]
+    )
+    later = pq.read_table(events[0] / "events" / f"{MONTHS[2]}.parquet").to_pandas()
+    assert (snapshot.loc[later["customer_id"]].to_numpy() == later["monthly_charges"].to_numpy()).all()

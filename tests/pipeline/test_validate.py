@@ -5,7 +5,7 @@ import pytest
 
 from mlcore.errors import PipelineError
 from pipeline.chunks import open_snapshot
-from pipeline.validate import main, snapshot_frames, validate_chunks, validate_snapshot
+from pipeline.validate import main, regroup_file, snapshot_frames, validate_chunks, validate_snapshot
 from tests.support.factories import default_params, make_snapshot
 from tests.support.paths import REPO_ROOT
 
@@ -95,7 +95,9 @@ def test_unreadable_snapshot_is_a_clear_error(tmp_path):
 def _chunked_report(df, tmp_path, chunk_rows):
     path = tmp_path / "snapshot.parquet"
     df.to_parquet(path, index=False, row_group_size=250)
-    return validate_chunks(snapshot_frames(open_snapshot(path), chunk_rows), default_params().schema)
+    return validate_chunks(
+        snapshot_frames(open_snapshot(path), chunk_rows), default_params().schema, regroup_file(path, "512MB")
+    )
 
 
 def test_chunked_report_equals_the_whole_table_report(tmp_path):
@@ -133,7 +135,9 @@ def test_a_null_label_in_one_chunk_types_the_label_as_in_the_whole_table(tmp_pat
     path = tmp_path / "snapshot.parquet"
     # As extract writes snapshots: Arrow types only, no pandas metadata (which would restore Int64).
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None), path)
-    chunked = validate_chunks(snapshot_frames(open_snapshot(path), 100), default_params().schema)
+    chunked = validate_chunks(
+        snapshot_frames(open_snapshot(path), 100), default_params().schema, regroup_file(path, "512MB")
+    )
     whole = validate_snapshot(pd.read_parquet(path), default_params().schema)
     assert sorted(chunked["failures"], key=str) == sorted(whole["failures"], key=str)
     assert {(f["column"], f["rule"]) for f in chunked["failures"]} == {
@@ -153,9 +157,87 @@ def test_too_few_rows_over_all_chunks_is_one_table_rule(tmp_path):
 def test_an_empty_snapshot_still_reports_missing_columns(tmp_path):
     path = tmp_path / "snapshot.parquet"
     make_snapshot(10).drop(columns=["region"]).head(0).to_parquet(path, index=False)
-    report = validate_chunks(snapshot_frames(open_snapshot(path), 100), default_params().schema)
+    report = validate_chunks(
+        snapshot_frames(open_snapshot(path), 100), default_params().schema, regroup_file(path, "512MB")
+    )
     rules = {(f["column"], f["rule"]) for f in report["failures"]}
     assert ("region", "column_in_dataframe") in rules and (
         None,
         "at least 500 rows (schema.min_rows)",
     ) in rules
+
+
+# --- one row per (id, time) -----------------------------------------------------------------------------------
+
+DUPLICATE_RULE = "one row per (customer_id, event_time)"
+
+
+def _with_copies(df, rows):
+    """`df` with a second copy of each of `rows` (a month file loaded twice, an export that overlaps)."""
+    return pd.concat([df, df.iloc[rows]], ignore_index=True)
+
+
+def test_a_duplicate_id_and_time_fails_with_a_count_and_an_example():
+    df = make_snapshot(600)
+    report = validate_snapshot(_with_copies(df, [5, 9, 9]), default_params().schema)
+    assert report["passed"] is False
+    first = f"{df.loc[5, 'customer_id']} at {df.loc[5, 'event_time']}"
+    [failure] = [f for f in report["failures"] if f["rule"].startswith(DUPLICATE_RULE)]
+    assert failure["column"] is None
+    assert failure["count"] == 5  # rows sharing their (id, time) with another: 2 of row 5, 3 of row 9
+    assert failure["examples"][0] == f"{first} (2 rows)"
+
+
+def test_the_same_id_at_another_time_is_another_observation():
+    df = make_snapshot(600)
+    again = df.iloc[:50].assign(event_time=df["event_time"].iloc[:50] + pd.Timedelta(days=30))
+    report = validate_snapshot(pd.concat([df, again], ignore_index=True), default_params().schema)
+    assert report["passed"] is True, report["failures"]
+
+
+def test_duplicates_in_different_chunks_are_found(tmp_path):
+    df = make_snapshot(1200)
+    df = _with_copies(df, [3, 1100])  # the copies land in the last chunk, far from the originals
+    chunked = _chunked_report(df, tmp_path, chunk_rows=100)
+    assert chunked == validate_snapshot(df, default_params().schema)
+    [failure] = chunked["failures"]
+    assert failure["rule"].startswith(DUPLICATE_RULE) and failure["count"] == 4
+
+
+def test_cli_names_the_snapshot_the_duplicate_count_and_an_example(tmp_path, capsys):
+    snapshot, out = tmp_path / "snapshot.parquet", tmp_path / "validation.json"
+    df = make_snapshot(600)
+    _with_copies(df, [7]).to_parquet(snapshot, index=False)
+    status = main(
+        ["--params", str(REPO_ROOT / "params.yaml"), "--snapshot", str(snapshot), "--out", str(out)]
+    )
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {snapshot}: table breaks rule '{DUPLICATE_RULE}")
+    assert f"(2 failing e.g. {df.loc[7, 'customer_id']} at " in err and "\n" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("chunk_rows", [50, 100, 5000])
+def test_duplicates_in_a_snapshot_in_time_order_are_counted_as_it_streams(tmp_path, chunk_rows):
+    df = make_snapshot(1200)  # in (time, id) order, as the extract query writes it
+    copies = _with_copies(df, [99, 100, 100, 101, 640]).sort_values(
+        ["event_time", "customer_id"], kind="stable"
+    )
+    path = tmp_path / "snapshot.parquet"
+    copies.to_parquet(path, index=False)
+
+    def no_second_pass(sql):
+        raise AssertionError("a snapshot in (time, id) order needs no second pass")
+
+    report = validate_chunks(
+        snapshot_frames(open_snapshot(path), chunk_rows), default_params().schema, no_second_pass
+    )
+    [failure] = report["failures"]
+    assert failure["count"] == 9  # 2 + 3 + 2 + 2 rows, runs that straddle chunk boundaries included
+    assert failure["examples"] == [
+        f"{df.loc[i, 'customer_id']} at {df.loc[i, 'event_time']} ({n} rows)"
+        for i, n in [(99, 2), (100, 3), (101, 2)]
+    ]
+    shuffled = validate_snapshot(copies.sample(frac=1, random_state=1), default_params().schema)
+    assert shuffled["failures"][0]["count"] == 9  # the same count from DuckDB's GROUP BY
