@@ -171,12 +171,13 @@ def predict() -> Response:
     if not model.ready:
         raise ApiError(503, "not_ready", model.reason)
     records, columns = read_records(model.validator, st.config["MAX_BATCH"])
-    probabilities = model.predict_proba(columns)
-    predicted = (probabilities >= model.threshold).astype(np.int64)
     version = model.model_version
-    ids = new_prediction_ids(len(records))
-    outputs = list(zip(ids, probabilities.tolist(), predicted.tolist(), strict=True))
     try:
+        st.log.wait_for_room(len(records))  # a log that is behind refuses before the request is scored
+        probabilities = model.predict_proba(columns)
+        predicted = (probabilities >= model.threshold).astype(np.int64)
+        ids = new_prediction_ids(len(records))
+        outputs = list(zip(ids, probabilities.tolist(), predicted.tolist(), strict=True))
         log_rows(st.log, records, outputs, version)
     except LogFull as exc:
         st.metrics.log_rejected.inc(len(records))

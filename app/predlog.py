@@ -169,23 +169,27 @@ class PredictionLog:
         self.on_flush: Any = None  # called as on_flush(rows_written, backlog) after each writer round
 
     # -- hot path ---------------------------------------------------------------------------------------------
-    def record(self, rows: list[dict[str, Any]]) -> None:
-        """Queue prediction rows (dicts with the `predictions` columns); returns at once while the queue has room.
-        When they would take it past `max_backlog` rows, waits up to `2 * flush_interval` seconds for the writer
-        to make room (back-pressure: the waiting request threads leave the writer the CPU), then raises LogFull,
-        queueing nothing: memory stays bounded, and a prediction is answered only once its row is queued."""
+    def wait_for_room(self, n: int) -> None:
+        """Return once `n` more rows fit under `max_backlog`: at once while the queue has room, else after waiting
+        up to `2 * flush_interval` seconds for the writer (back-pressure: the waiting request threads leave the
+        writer the CPU); raises LogFull when there is still no room. /predict asks before it scores a request."""
         if self._pid != os.getpid():
             self._start()  # lazily, in the process that serves (a thread does not survive gunicorn's fork)
-        if len(self._queue) + len(rows) > self.max_backlog:
+        if len(self._queue) + n > self.max_backlog:
             self._wake.set()
             with self._room:
                 self._room.wait_for(
-                    lambda: len(self._queue) + len(rows) <= self.max_backlog, timeout=2 * self.flush_interval
+                    lambda: len(self._queue) + n <= self.max_backlog, timeout=2 * self.flush_interval
                 )
-            if len(self._queue) + len(rows) > self.max_backlog:
+            if len(self._queue) + n > self.max_backlog:
                 raise LogFull(
                     f"{len(self._queue)} predictions are waiting to be written (at most {self.max_backlog})"
                 )
+
+    def record(self, rows: list[dict[str, Any]]) -> None:
+        """Queue prediction rows (dicts with the `predictions` columns) once they fit (`wait_for_room`); raises
+        LogFull queueing nothing: memory stays bounded, and a prediction is answered only once its row is queued."""
+        self.wait_for_room(len(rows))
         self._queue.extend(rows)
         if len(self._queue) >= self.batch_size:
             self._wake.set()

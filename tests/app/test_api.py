@@ -287,7 +287,7 @@ def test_a_nul_in_a_feedback_id_is_422_on_postgres(model_dir, postgres_url):
         app.extensions["serve"].log.engine.dispose()
 
 
-def test_a_full_prediction_log_is_503_with_retry_after_and_counted(client, example, app):
+def test_a_full_prediction_log_is_503_with_retry_after_and_counted(client, example, app, monkeypatch):
     log = app.extensions["serve"].log
     log.max_backlog = 4
     predictions.drop(log.engine)  # the database fails: the writer falls behind
@@ -297,8 +297,14 @@ def test_a_full_prediction_log_is_503_with_retry_after_and_counted(client, examp
     assert response.get_json()["error"]["code"] == "log_behind"
     assert int(response.headers["Retry-After"]) >= 1
     assert log.backlog == 3  # the refused request's rows are not queued: no prediction left unlogged
+    scored = []
+    model = app.extensions["serve"].model
+    monkeypatch.setattr(model, "predict_proba", lambda columns: scored.append(columns))
+    assert client.post("/predict", json=[example] * 2).status_code == 503
+    assert scored == []  # refused before it is scored: no CPU spent on an answer that cannot be logged
+    monkeypatch.undo()
     text = client.get("/metrics").get_data(as_text=True)
-    assert "prediction_log_rejected_total 2.0" in text
+    assert "prediction_log_rejected_total 4.0" in text
     predictions.create(log.engine)
     log.flush()
     assert client.post("/predict", json=[example] * 2).status_code == 200  # written: room again
