@@ -92,6 +92,9 @@ class SchemaParams(Section):
 class PrepareParams(Section):
     valid_days: int = Field(gt=0)
     test_days: int = Field(gt=0)
+    # Below these a window still splits, with a warning: its metrics would be too noisy to judge a model by.
+    min_window_rows: int = Field(default=200, ge=1)
+    min_window_positives: int = Field(default=20, ge=1)
 
 
 class ModelParams(Section):
