@@ -48,6 +48,8 @@ class ExtractParams(Section):
     cutoff: str = "latest"
     window_days: int = Field(gt=0)
     chunk_rows: int = Field(gt=0)
+    # extract warns when the window leaves out more than this share of the table's rows (older than its start)
+    warn_dropped_share: float = Field(default=0.2, ge=0, le=1)
 
 
 class FeatureSpec(Section):
