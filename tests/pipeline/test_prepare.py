@@ -3,7 +3,7 @@ import pytest
 import yaml
 
 from mlcore.errors import PipelineError
-from pipeline import prepare
+from pipeline import extract, prepare, validate
 from pipeline.prepare import SPLITS, main, split_by_time, split_snapshot
 from tests.support.factories import default_params, make_snapshot, params_with, raw_params
 from tests.support.paths import REPO_ROOT
@@ -178,3 +178,50 @@ def test_the_thresholds_are_params(tmp_path, capsys):
     assert _run_cli(tmp_path, df, overrides) == 0
     warned = [line.split(" window ")[0] for line in capsys.readouterr().err.splitlines()]
     assert warned == ["prepare: warning: the valid", "prepare: warning: the test"]
+
+
+def test_a_nullable_int_feature_goes_through_extract_validate_and_prepare(tmp_path, monkeypatch):
+    monkeypatch.delenv("WAREHOUSE_URL", raising=False)
+    df = make_snapshot(2000, days=360)
+    df["support_tickets"] = df["support_tickets"].astype("Int64")
+    df.loc[df.index % 7 == 0, "support_tickets"] = pd.NA
+    (tmp_path / "events").mkdir()
+    df.to_parquet(tmp_path / "events" / "all.parquet", index=False)  # int64 with nulls
+    raw = raw_params()
+    raw["warehouse"]["files"] = "events/*.parquet"
+    raw["schema"]["features"]["support_tickets"]["nullable"] = True
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    files = {name: str(tmp_path / name) for name in ("snapshot.parquet", "data.json", "validation.json")}
+    assert (
+        extract.main(
+            ["--params", str(params), "--out", files["snapshot.parquet"], "--info", files["data.json"]]
+        )
+        == 0
+    )
+    assert (
+        validate.main(
+            [
+                "--params",
+                str(params),
+                "--snapshot",
+                files["snapshot.parquet"],
+                "--out",
+                files["validation.json"],
+            ]
+        )
+        == 0
+    )
+    args = [
+        "--params",
+        str(params),
+        "--snapshot",
+        files["snapshot.parquet"],
+        "--validation",
+        files["validation.json"],
+    ]
+    assert main([*args, "--out", str(tmp_path / "prepared")]) == 0
+    parts = [pd.read_parquet(tmp_path / "prepared" / f"{name}.parquet") for name in SPLITS]
+    tickets = pd.concat(parts)["support_tickets"]
+    assert tickets.isna().sum() == df["support_tickets"].isna().sum()
+    assert (tickets.dropna() == tickets.dropna().round()).all()
