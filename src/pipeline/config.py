@@ -48,6 +48,8 @@ class ExtractParams(Section):
     cutoff: str = "latest"
     window_days: int = Field(gt=0)
     chunk_rows: int = Field(gt=0)
+    # extract warns when the window leaves out more than this share of the table's rows (older than its start)
+    warn_dropped_share: float = Field(default=0.2, ge=0, le=1)
 
 
 class FeatureSpec(Section):
@@ -92,6 +94,9 @@ class SchemaParams(Section):
 class PrepareParams(Section):
     valid_days: int = Field(gt=0)
     test_days: int = Field(gt=0)
+    # Below these a window still splits, with a warning: its metrics would be too noisy to judge a model by.
+    min_window_rows: int = Field(default=200, ge=1)
+    min_window_positives: int = Field(default=20, ge=1)
 
 
 class ModelParams(Section):

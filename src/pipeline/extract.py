@@ -128,14 +128,33 @@ def extract_snapshot(
 
     atomic_write(out, write)
     labelled = stats["labelled"]
+    table_rows = warehouse.scalar(f'SELECT count(*) FROM "{table}"')
+    older = warehouse.scalar(
+        f'SELECT count(*) FROM "{table}" WHERE "{schema.time_column}" < TIMESTAMP \'{start.isoformat(sep=" ")}\''
+    )
     return {
         "rows": stats["rows"],
+        "table_rows": int(table_rows),
+        "window_dropped_rows": int(older),
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
         "cutoff": cutoff_day.isoformat(),
         "snapshot_sha256": sha256_file(out),
         "positive_rate": round(stats["positives"] / labelled, 6) if labelled else None,
     }
+
+
+def dropped_rows_warning(info: dict, extract: ExtractParams) -> str | None:
+    """A warning when the window left out more than extract.warn_dropped_share of the table's rows."""
+    dropped, total = info["window_dropped_rows"], info["table_rows"]
+    if not total or dropped / total <= extract.warn_dropped_share:
+        return None
+    return (
+        f"the window of {extract.window_days} days (extract.window_days) leaves out {dropped:,} of the "
+        f"{total:,} rows in the warehouse table ({dropped / total:.0%}, older than {info['window_start']}), "
+        f"more than extract.warn_dropped_share ({extract.warn_dropped_share:.0%}): widen extract.window_days "
+        "to train on them"
+    )
 
 
 def _cutoff_day(warehouse, cutoff: str, time_column: str, table: str) -> date:
@@ -240,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         warehouse.close()
     write_json(args.info, info)
+    warning = dropped_rows_warning(info, params.extract)
+    if warning:
+        print(f"extract: warning: {warning}", file=sys.stderr)
     print(
         f"extract: {info['rows']:,} rows from {info['window_start']} to {info['window_end']} "
         f"(positive rate {info['positive_rate']}) -> {args.out}"

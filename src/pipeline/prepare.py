@@ -8,6 +8,7 @@ Feature handling that must also happen at serving time lives in the model pipeli
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -42,6 +43,31 @@ def _check_split(name: str, rows: int, labels: int) -> None:
         )
 
 
+# What each window is, and the keys that make it longer.
+_WINDOW_KEYS = {
+    "train": (
+        "everything before the validation window",
+        "shorten prepare.valid_days/test_days or widen extract.window_days",
+    ),
+    "valid": ("prepare.valid_days", "raise prepare.valid_days (or widen extract.window_days)"),
+    "test": ("prepare.test_days", "raise prepare.test_days (or widen extract.window_days)"),
+}
+
+
+def thin_windows(sizes: dict[str, dict[str, int]], prepare: PrepareParams) -> list[str]:
+    """One warning per window with fewer rows or positives than prepare.min_window_rows/min_window_positives."""
+    warnings = []
+    for name, size in sizes.items():
+        if size["rows"] < prepare.min_window_rows or size["positives"] < prepare.min_window_positives:
+            what, fix = _WINDOW_KEYS[name]
+            warnings.append(
+                f"the {name} window ({what}) has {size['rows']} rows and {size['positives']} positives, "
+                f"below prepare.min_window_rows ({prepare.min_window_rows}) or prepare.min_window_positives "
+                f"({prepare.min_window_positives}): too few to judge a model by; {fix}"
+            )
+    return warnings
+
+
 def split_by_time(df: pd.DataFrame, schema: SchemaParams, prepare: PrepareParams) -> dict[str, pd.DataFrame]:
     """The three windows of a table in memory (what `split_snapshot` writes for a file, chunk by chunk)."""
     time = pd.to_datetime(df[schema.time_column])
@@ -73,7 +99,7 @@ class _SplitFile:
 
     def __init__(self, path: Path, label: str) -> None:
         self.path, self.label = path, label
-        self.rows, self.labels = 0, set()
+        self.rows, self.positives, self.labels = 0, 0, set()
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._writer: pq.ParquetWriter | None = None
@@ -86,6 +112,7 @@ class _SplitFile:
             schema = pa.Schema.from_pandas(part.slice(0, 0).to_pandas(), preserve_index=False)
             self._writer = pq.ParquetWriter(self.path, schema, compression="snappy")
         self.rows += part.num_rows
+        self.positives += pc.sum(part.column(self.label)).as_py() or 0
         self.labels.update(v for v in pc.unique(part.column(self.label)).to_pylist() if v is not None)
         self._pending.append(part.cast(self._writer.schema))
         self._pending_rows += part.num_rows
@@ -154,8 +181,9 @@ def split_snapshot(
     prepare: PrepareParams,
     chunk_rows: int,
     duckdb_memory_limit: str = "512MB",
-) -> dict[str, int]:
-    """Write train/valid/test Parquet files from the snapshot, `chunk_rows` rows at a time; return row counts.
+) -> dict[str, dict[str, int]]:
+    """Write train/valid/test Parquet files from the snapshot, `chunk_rows` rows at a time; return each window's
+    `rows` and `positives`.
 
     The files hold what `split_by_time` gives for the whole table, written like
     `to_parquet(index=False, row_group_size=ROW_GROUP_ROWS)`. A snapshot in (time, id) order (the extract
@@ -191,16 +219,17 @@ def split_snapshot(
                 split.close()
         for name, split in files.items():
             _check_split(name, split.rows, len(split.labels))
-    return {name: split.rows for name, split in files.items()}
+    return {name: {"rows": split.rows, "positives": split.positives} for name, split in files.items()}
 
 
 def run_prepare(
     params_path: str | Path, snapshot: str | Path, validation: str | Path, out_dir: str | Path
-) -> dict[str, int]:
+) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """(each window's rows and positives, the warnings for windows too thin to judge by)."""
     params = load_params(params_path)
     if not read_json(validation).get("passed"):
         raise PipelineError(f"{validation}: the snapshot did not pass validation")
-    return split_snapshot(
+    sizes = split_snapshot(
         snapshot,
         out_dir,
         params.schema,
@@ -208,6 +237,7 @@ def run_prepare(
         params.extract.chunk_rows,
         params.warehouse.duckdb_memory_limit,
     )
+    return sizes, thin_windows(sizes, params.prepare)
 
 
 @cli_entrypoint
@@ -218,8 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    rows = run_prepare(args.params, args.snapshot, args.validation, args.out)
-    print("prepare: " + ", ".join(f"{k} {n} rows" for k, n in rows.items()))
+    sizes, warnings = run_prepare(args.params, args.snapshot, args.validation, args.out)
+    print(
+        "prepare: " + ", ".join(f"{k} {s['rows']} rows ({s['positives']} positive)" for k, s in sizes.items())
+    )
+    for warning in warnings:
+        print(f"prepare: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -34,11 +34,24 @@ from pandera.errors import SchemaErrors
 from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.io import write_json
 from pipeline.chunks import iter_chunks, open_snapshot, pandas_schema
-from pipeline.config import SchemaParams, load_params
+from pipeline.config import ExtractParams, SchemaParams, load_params
 
 
 def _is_integer(series: pd.Series) -> bool:
     return pd.api.types.is_integer_dtype(series.dtype)
+
+
+def _is_integer_or_float(series: pd.Series) -> bool:
+    # A nullable int column: Parquet holds int64 with nulls, which pandas reads as float64 (NaN for null).
+    return _is_integer(series) or pd.api.types.is_float_dtype(series.dtype)
+
+
+def _whole_numbers(series: pd.Series) -> pd.Series:
+    # Row by row, so a 14.5 is reported with its value; nulls are left to the `nullable` rule, any other dtype
+    # to the type rule.
+    if not pd.api.types.is_float_dtype(series.dtype):
+        return pd.Series(True, index=series.index)
+    return series.isna() | (np.isfinite(series) & (series == np.floor(series)))
 
 
 def _is_number(series: pd.Series) -> bool:
@@ -68,9 +81,13 @@ def build_schema(schema: SchemaParams) -> pa.DataFrameSchema:
         if spec.type == "category":
             checks.append(pa.Check(_is_text, element_wise=False, name="type is text"))
             checks.append(pa.Check.isin(list(spec.allowed or [])))
+        elif spec.type == "int" and spec.nullable:
+            checks.append(pa.Check(_is_integer_or_float, element_wise=False, name="type is int"))
+            checks.append(pa.Check(_whole_numbers, name="whole numbers"))
         else:
             type_check = _is_integer if spec.type == "int" else _is_number
             checks.append(pa.Check(type_check, element_wise=False, name=f"type is {spec.type}"))
+        if spec.type != "category":
             if spec.min is not None:
                 checks.append(pa.Check.ge(spec.min))
             if spec.max is not None:
@@ -252,7 +269,7 @@ def validate_chunks(chunks: Iterable[pd.DataFrame], schema: SchemaParams, regrou
     if duplicates is not None:
         failures.add_rule(duplicates)
     if rows < schema.min_rows:
-        failures.add_table_rule(f"at least {schema.min_rows} rows (schema.min_rows)")
+        failures.add_table_rule(min_rows_rule(schema))
     if failures.found:
         return {"passed": False, "rows": rows, "failures": list(failures.found.values())}
     return {
@@ -279,6 +296,21 @@ def snapshot_frames(snapshot: pq.ParquetFile, chunk_rows: int) -> Iterator[pd.Da
         yield pandas_schema(snapshot).empty_table().to_pandas()
 
 
+def min_rows_rule(schema: SchemaParams) -> str:
+    return f"at least {schema.min_rows} rows (schema.min_rows)"
+
+
+def too_few_rows(path: str | Path, rows: int, schema: SchemaParams, extract: ExtractParams) -> str:
+    """The min_rows failure in terms of the keys that decide the row count: the window, its cutoff, min_rows."""
+    cutoff = "the newest event (extract.cutoff: latest)" if extract.cutoff == "latest" else extract.cutoff
+    if extract.cutoff != "latest":
+        cutoff += " (extract.cutoff)"
+    return (
+        f"{path}: the window of {extract.window_days} days (extract.window_days) up to {cutoff} holds {rows} "
+        f"rows; schema.min_rows is {schema.min_rows}: lower schema.min_rows or widen the window"
+    )
+
+
 def format_failure(path: str | Path, failure: dict[str, Any]) -> str:
     where = f"column '{failure['column']}'" if failure["column"] else "table"
     examples = f" e.g. {', '.join(failure['examples'])}" if failure["examples"] else ""
@@ -292,7 +324,11 @@ def run_validate(params_path: str | Path, snapshot_path: str | Path, out_path: s
     regroup = regroup_file(snapshot_path, params.warehouse.duckdb_memory_limit)
     report = validate_chunks(frames, params.schema, regroup)
     if not report["passed"]:
-        lines = [format_failure(snapshot_path, f) for f in report["failures"]]
+        too_few = too_few_rows(snapshot_path, report["rows"], params.schema, params.extract)
+        lines = [
+            too_few if f["rule"] == min_rows_rule(params.schema) else format_failure(snapshot_path, f)
+            for f in report["failures"]
+        ]
         more = f" (+{len(lines) - 1} more rule(s) broken)" if len(lines) > 1 else ""
         raise PipelineError(lines[0] + more)
     write_json(out_path, report)

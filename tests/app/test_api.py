@@ -340,3 +340,27 @@ def test_a_log_queue_smaller_than_a_batch_is_refused_at_start(model_dir, tmp_pat
                 "LOG_MAX_BACKLOG": 10,
             }
         )
+
+
+def test_a_nullable_int_feature_is_served_when_null_or_whole(tmp_path):
+    from tests.support.model_fixture import train_tiny_model
+
+    train_tiny_model(tmp_path / "model", nullable=("support_tickets",))
+    app = create_app(
+        {
+            "MODEL_DIR": str(tmp_path / "model"),
+            "PREDICTION_LOG_URL": f"sqlite:///{tmp_path}/log.db",
+            "TESTING": True,
+        }
+    )
+    try:
+        client = app.test_client()
+        example = dict(app.extensions["serve"].model.example)
+        for value in (None, 3):
+            response = client.post("/predict", json=example | {"support_tickets": value})
+            assert response.status_code == 200, response.get_json()
+        response = client.post("/predict", json=example | {"support_tickets": 14.5})
+        assert response.status_code == 422
+        assert response.get_json()["error"]["field"] == "support_tickets"
+    finally:
+        app.extensions["serve"].log.close()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.schema import COLUMNS_MIN_RECORDS, Feature, RecordError, RecordValidator, parse_metadata
+from app.schema import (
+    COLUMNS_MIN_RECORDS,
+    Feature,
+    RecordError,
+    RecordValidator,
+    parse_features,
+    parse_metadata,
+)
 
 FEATURES = [
     Feature("age", "int", min=0, max=120),
@@ -151,3 +158,17 @@ def test_bad_metadata_is_refused_naming_the_field(metadata, reason):
     with pytest.raises(ValueError) as refused:
         parse_metadata(metadata)
     assert reason in str(refused.value)
+
+
+def test_a_nullable_int_feature_takes_null_or_a_whole_number():
+    # as train writes it into metadata.json (a nullable int column of the data contract)
+    [tickets] = parse_features([{"name": "tickets", "type": "int", "nullable": True, "min": 0, "max": 100}])
+    validator = RecordValidator([tickets])
+    assert validator.validate({"tickets": None}) == [None]
+    assert validator.validate({}) == [None]
+    assert validator.validate({"tickets": 3}) == [3.0]
+    with pytest.raises(RecordError, match="'tickets' must be an integer"):
+        validator.validate({"tickets": 14.5})
+    batch = [{"tickets": None}, {"tickets": 3}] * (COLUMNS_MIN_RECORDS // 2)
+    [column] = validator.columns(batch)
+    np.testing.assert_array_equal(column, [np.nan, 3.0] * (COLUMNS_MIN_RECORDS // 2))

@@ -166,7 +166,10 @@ def test_cli_reads_files_relative_to_params_and_writes_the_data_json_contract(ev
     )
     assert rc == 0
     info = read_json(tmp_path / "d.json")
-    assert set(info) == {"rows", "window_start", "window_end", "cutoff", "snapshot_sha256", "positive_rate"}
+    assert set(info) == {
+        *("rows", "table_rows", "window_dropped_rows", "window_start", "window_end", "cutoff"),
+        *("snapshot_sha256", "positive_rate"),
+    }
     assert info["rows"] == len(MONTHS) * 120  # the default window spans all three months
 
 
@@ -403,3 +406,45 @@ def test_a_csv_float_column_of_whole_numbers_in_the_first_file_keeps_the_other_f
     )
     later = pq.read_table(events[0] / "events" / f"{MONTHS[2]}.parquet").to_pandas()
     assert (snapshot.loc[later["customer_id"]].to_numpy() == later["monthly_charges"].to_numpy()).all()
+
+
+# --- what the window leaves out -------------------------------------------------------------------------------
+
+
+def test_data_json_records_the_rows_the_window_left_out(events, tmp_path):
+    _, frame = events
+    info = _run(events, tmp_path / "snap.parquet", cutoff="2024-02-15", window_days=10)
+    assert info["table_rows"] == len(frame)
+    assert info["window_dropped_rows"] == (frame["event_time"] < pd.Timestamp("2024-02-06")).sum() > 0
+
+
+def test_a_window_that_leaves_out_much_of_the_table_warns_naming_the_key(
+    events, tmp_path, monkeypatch, capsys
+):
+    root, frame = events
+    monkeypatch.delenv("WAREHOUSE_URL", raising=False)
+    params = _write_params(
+        tmp_path, str(root / "events" / "*.parquet"), window_days=40, warn_dropped_share=0.2
+    )
+    assert main(_cli_args(params, tmp_path)) == 0
+    info = read_json(tmp_path / "d.json")
+    dropped = info["window_dropped_rows"]
+    assert dropped == (frame["event_time"] < pd.Timestamp(info["window_start"])).sum()
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
+        f"extract: warning: the window of 40 days (extract.window_days) leaves out {dropped} of the "
+        f"{len(frame)} rows in the warehouse table ({dropped / len(frame):.0%}, older than "
+        f"{info['window_start']}), more than extract.warn_dropped_share (20%): widen extract.window_days "
+        "to train on them"
+    )
+
+
+def test_a_window_that_keeps_the_table_or_stays_within_the_share_is_silent(
+    events, tmp_path, monkeypatch, capsys
+):
+    root, _ = events
+    monkeypatch.delenv("WAREHOUSE_URL", raising=False)
+    for overrides in ({}, {"window_days": 40, "warn_dropped_share": 0.9}):
+        params = _write_params(tmp_path, str(root / "events" / "*.parquet"), **overrides)
+        assert main(_cli_args(params, tmp_path)) == 0
+        assert "warning" not in capsys.readouterr().err

@@ -1,10 +1,11 @@
 import pandas as pd
 import pytest
+import yaml
 
 from mlcore.errors import PipelineError
-from pipeline import prepare
+from pipeline import extract, prepare, validate
 from pipeline.prepare import SPLITS, main, split_by_time, split_snapshot
-from tests.support.factories import default_params, make_snapshot, params_with
+from tests.support.factories import default_params, make_snapshot, params_with, raw_params
 from tests.support.paths import REPO_ROOT
 
 
@@ -72,7 +73,8 @@ def _whole_table_files(df, out_dir, params, row_group_rows):
 def _streamed_files(df, tmp_path, params, chunk_rows, name="streamed"):
     snapshot = tmp_path / f"{name}-snapshot.parquet"
     df.to_parquet(snapshot, index=False, row_group_size=700)
-    rows = split_snapshot(snapshot, tmp_path / name, params.schema, params.prepare, chunk_rows)
+    sizes = split_snapshot(snapshot, tmp_path / name, params.schema, params.prepare, chunk_rows)
+    rows = {split: size["rows"] for split, size in sizes.items()}
     files = {split: (tmp_path / name / f"{split}.parquet").read_bytes() for split in SPLITS}
     return rows, files
 
@@ -131,3 +133,95 @@ def test_unreadable_snapshot_is_a_clear_error(tmp_path):
     params = default_params()
     with pytest.raises(PipelineError, match=r"absent\.parquet: cannot read snapshot"):
         split_snapshot(tmp_path / "absent.parquet", tmp_path / "out", params.schema, params.prepare, 100)
+
+
+# --- windows too thin to judge a model by ----------------------------------------------------------------------
+
+
+def _run_cli(tmp_path, df, overrides):
+    raw = raw_params()
+    for key, value in overrides.items():
+        raw["prepare"][key] = value
+    params, snapshot = tmp_path / "params.yaml", tmp_path / "snapshot.parquet"
+    params.write_text(yaml.safe_dump(raw))
+    df.to_parquet(snapshot, index=False)
+    (tmp_path / "validation.json").write_text('{"passed": true}')
+    return main(
+        [
+            *("--params", str(params), "--snapshot", str(snapshot)),
+            *("--validation", str(tmp_path / "validation.json"), "--out", str(tmp_path / "prepared")),
+        ]
+    )
+
+
+def test_a_thin_test_window_is_split_with_a_warning_naming_the_key(tmp_path, capsys):
+    df = make_snapshot(2000, days=360)
+    assert _run_cli(tmp_path, df, {"test_days": 5, "valid_days": 120}) == 0
+    test_rows = len(pd.read_parquet(tmp_path / "prepared" / "test.parquet"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"prepare: warning: the test window (prepare.test_days) has {test_rows} rows and "
+    )
+    assert "below prepare.min_window_rows (200) or prepare.min_window_positives (20)" in err[0]
+    assert err[0].endswith("raise prepare.test_days (or widen extract.window_days)")
+
+
+def test_windows_large_enough_split_without_a_warning(tmp_path, capsys):
+    assert _run_cli(tmp_path, make_snapshot(2000, days=360), {"test_days": 60, "valid_days": 60}) == 0
+    out = capsys.readouterr()
+    assert out.err == "" and out.out.startswith("prepare: train ")
+
+
+def test_the_thresholds_are_params(tmp_path, capsys):
+    df = make_snapshot(2000, days=360)
+    overrides = {"test_days": 60, "valid_days": 60, "min_window_rows": 1000, "min_window_positives": 1}
+    assert _run_cli(tmp_path, df, overrides) == 0
+    warned = [line.split(" window ")[0] for line in capsys.readouterr().err.splitlines()]
+    assert warned == ["prepare: warning: the valid", "prepare: warning: the test"]
+
+
+def test_a_nullable_int_feature_goes_through_extract_validate_and_prepare(tmp_path, monkeypatch):
+    monkeypatch.delenv("WAREHOUSE_URL", raising=False)
+    df = make_snapshot(2000, days=360)
+    df["support_tickets"] = df["support_tickets"].astype("Int64")
+    df.loc[df.index % 7 == 0, "support_tickets"] = pd.NA
+    (tmp_path / "events").mkdir()
+    df.to_parquet(tmp_path / "events" / "all.parquet", index=False)  # int64 with nulls
+    raw = raw_params()
+    raw["warehouse"]["files"] = "events/*.parquet"
+    raw["schema"]["features"]["support_tickets"]["nullable"] = True
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    files = {name: str(tmp_path / name) for name in ("snapshot.parquet", "data.json", "validation.json")}
+    assert (
+        extract.main(
+            ["--params", str(params), "--out", files["snapshot.parquet"], "--info", files["data.json"]]
+        )
+        == 0
+    )
+    assert (
+        validate.main(
+            [
+                "--params",
+                str(params),
+                "--snapshot",
+                files["snapshot.parquet"],
+                "--out",
+                files["validation.json"],
+            ]
+        )
+        == 0
+    )
+    args = [
+        "--params",
+        str(params),
+        "--snapshot",
+        files["snapshot.parquet"],
+        "--validation",
+        files["validation.json"],
+    ]
+    assert main([*args, "--out", str(tmp_path / "prepared")]) == 0
+    parts = [pd.read_parquet(tmp_path / "prepared" / f"{name}.parquet") for name in SPLITS]
+    tickets = pd.concat(parts)["support_tickets"]
+    assert tickets.isna().sum() == df["support_tickets"].isna().sum()
+    assert (tickets.dropna() == tickets.dropna().round()).all()

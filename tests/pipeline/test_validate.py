@@ -1,12 +1,21 @@
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from mlcore.errors import PipelineError
 from pipeline.chunks import open_snapshot
-from pipeline.validate import main, regroup_file, snapshot_frames, validate_chunks, validate_snapshot
-from tests.support.factories import default_params, make_snapshot
+from pipeline.validate import (
+    main,
+    regroup_file,
+    run_validate,
+    snapshot_frames,
+    validate_chunks,
+    validate_snapshot,
+)
+from tests.support.factories import default_params, make_snapshot, params_with, raw_params
 from tests.support.paths import REPO_ROOT
 
 
@@ -241,3 +250,77 @@ def test_duplicates_in_a_snapshot_in_time_order_are_counted_as_it_streams(tmp_pa
     ]
     shuffled = validate_snapshot(copies.sample(frac=1, random_state=1), default_params().schema)
     assert shuffled["failures"][0]["count"] == 9  # the same count from DuckDB's GROUP BY
+
+
+# --- a nullable int feature -----------------------------------------------------------------------------------
+
+NULLABLE_TICKETS = {
+    "schema.features.support_tickets": {"type": "int", "min": 0, "max": 100, "nullable": True}
+}
+
+
+def _nullable_int_snapshot(tmp_path, values):
+    """A snapshot whose `support_tickets` holds `values` in its first rows, written as extract writes it: Arrow
+    int64 with nulls (or float64 if a value is not whole), no pandas metadata, so pandas reads it as float64."""
+    df = make_snapshot(600)
+    df["support_tickets"] = df["support_tickets"].astype("float64")
+    df.loc[: len(values) - 1, "support_tickets"] = [np.nan if v is None else v for v in values]
+    table = pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(None)
+    if all(v is None or float(v).is_integer() for v in values):
+        table = table.set_column(
+            table.schema.get_field_index("support_tickets"),
+            "support_tickets",
+            table.column("support_tickets").cast(pa.int64()),
+        )
+    path = tmp_path / "snapshot.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def test_a_nullable_int_feature_with_nulls_passes(tmp_path):
+    path = _nullable_int_snapshot(tmp_path, [None, 3, None])
+    assert pq.read_schema(path).field("support_tickets").type == pa.int64()
+    schema = params_with(NULLABLE_TICKETS).schema
+    report = validate_chunks(snapshot_frames(open_snapshot(path), 100), schema, regroup_file(path, "512MB"))
+    assert report["passed"] is True, report["failures"]
+    assert report["null_fraction"]["support_tickets"] == pytest.approx(2 / 600)
+
+
+def test_a_nullable_int_feature_still_refuses_a_fraction(tmp_path):
+    path = _nullable_int_snapshot(tmp_path, [None, 14.5])
+    schema = params_with(NULLABLE_TICKETS).schema
+    report = validate_snapshot(pd.read_parquet(path), schema)
+    assert report["failures"] == [
+        {"column": "support_tickets", "rule": "whole numbers", "count": 1, "examples": ["14.5"]}
+    ]
+
+
+def test_an_int_feature_that_is_not_nullable_still_refuses_floats():
+    df = make_snapshot(600).assign(support_tickets=lambda d: d["support_tickets"].astype("float64"))
+    failures = validate_snapshot(df, default_params().schema)["failures"]
+    assert [(f["column"], f["rule"]) for f in failures] == [("support_tickets", "type is int")]
+
+
+# --- too few rows: the keys that decide the count --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cutoff", "up_to"),
+    [
+        ("2025-06-30", "up to 2025-06-30 (extract.cutoff)"),
+        ("latest", "up to the newest event (extract.cutoff: latest)"),
+    ],
+)
+def test_too_few_rows_names_the_count_the_window_and_min_rows(tmp_path, cutoff, up_to):
+    snapshot, out = tmp_path / "snapshot.parquet", tmp_path / "validation.json"
+    make_snapshot(424).to_parquet(snapshot, index=False)
+    params = tmp_path / "params.yaml"
+    raw = raw_params()
+    raw["extract"]["cutoff"] = cutoff
+    params.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PipelineError) as caught:
+        run_validate(params, snapshot, out)
+    assert str(caught.value) == (
+        f"{snapshot}: the window of 540 days (extract.window_days) {up_to} holds 424 rows; "
+        "schema.min_rows is 500: lower schema.min_rows or widen the window"
+    )

@@ -14,15 +14,24 @@ from threadpoolctl import threadpool_limits
 
 from mlcore.artifact import save_model
 from pipeline.train import build_metadata, train_model
-from tests.support.factories import default_params, make_snapshot
+from tests.support.factories import default_params, make_snapshot, params_with
 
 
 def train_tiny_model(
-    model_dir: Path, model_type: str = "hist_gradient_boosting", rows: int = 600, max_iter: int = 30
+    model_dir: Path,
+    model_type: str = "hist_gradient_boosting",
+    rows: int = 600,
+    max_iter: int = 30,
+    nullable: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    params = default_params()
+    """`nullable`: features made nullable in the contract, with every 7th value missing (as pandas reads a
+    nullable int column: float64 with NaN)."""
+    overrides = {f"schema.features.{name}.nullable": True for name in nullable}
+    params = params_with(overrides) if overrides else default_params()
     params = params.model_copy(update={"model": params.model.model_copy(update={"type": model_type})})
     snapshot = make_snapshot(n=rows)
+    for name in nullable:
+        snapshot[name] = snapshot[name].astype("float64").where(snapshot.index % 7 != 0)
     cut1, cut2 = int(rows * 0.7), int(rows * 0.85)
     splits = {"train": snapshot.iloc[:cut1], "valid": snapshot.iloc[cut1:cut2], "test": snapshot.iloc[cut2:]}
     tuned = {"max_iter": max_iter}
