@@ -163,6 +163,12 @@ def check_file_types(con, reader: str, paths: list[str], schema: SchemaParams) -
                 if not nullable:
                     missing.append(name)
             elif not accepts(found[name]) and _holds_values(con, reader, path, name):
+                if kind == "int" and nullable and found[name] in ("FLOAT", "DOUBLE"):
+                    # pandas writes an int column with nulls as float64: fine while every value is whole
+                    fraction = _fractional_value(con, reader, path, name)
+                    if fraction is None:
+                        continue
+                    wanted = f"whole numbers (it holds {fraction})"
                 problems.append(
                     f"{path}: column '{name}' holds {found[name]} where the contract ({key}) needs {wanted}: "
                     "fix the file's type, or the contract"
@@ -200,6 +206,16 @@ def _reader_options(reader: str, found: dict[str, dict[str, str]], schema: Schem
 def _holds_values(con, reader: str, path: str, column: str) -> bool:
     quoted = '"' + column.replace('"', '""') + '"'
     return con.execute(f"SELECT count({quoted}) > 0 FROM {reader}(?)", [path]).fetchall()[0][0]
+
+
+def _fractional_value(con, reader: str, path: str, column: str) -> float | None:
+    """A non-whole value of the column in the file, or None when every value is a whole number."""
+    quoted = '"' + column.replace('"', '""') + '"'
+    sql = (
+        f"SELECT {quoted} FROM {reader}(?) WHERE {quoted} IS NOT NULL AND {quoted} <> floor({quoted}) LIMIT 1"
+    )
+    found = con.execute(sql, [path]).fetchall()
+    return found[0][0] if found else None
 
 
 def _hint(found: dict[str, str]) -> str:

@@ -180,11 +180,14 @@ def test_the_thresholds_are_params(tmp_path, capsys):
     assert warned == ["prepare: warning: the valid", "prepare: warning: the test"]
 
 
-def test_a_nullable_int_feature_goes_through_extract_validate_and_prepare(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "dtype", ["Int64", "float64"]
+)  # float64: what pandas makes of an int column with NaN
+def test_a_nullable_int_feature_goes_through_extract_validate_and_prepare(tmp_path, monkeypatch, dtype):
     monkeypatch.delenv("WAREHOUSE_URL", raising=False)
     df = make_snapshot(2000, days=360)
-    df["support_tickets"] = df["support_tickets"].astype("Int64")
-    df.loc[df.index % 7 == 0, "support_tickets"] = pd.NA
+    df["support_tickets"] = df["support_tickets"].astype(dtype)
+    df.loc[df.index % 7 == 0, "support_tickets"] = None
     (tmp_path / "events").mkdir()
     df.to_parquet(tmp_path / "events" / "all.parquet", index=False)  # int64 with nulls
     raw = raw_params()
@@ -225,3 +228,24 @@ def test_a_nullable_int_feature_goes_through_extract_validate_and_prepare(tmp_pa
     tickets = pd.concat(parts)["support_tickets"]
     assert tickets.isna().sum() == df["support_tickets"].isna().sum()
     assert (tickets.dropna() == tickets.dropna().round()).all()
+
+
+def test_a_nullable_int_column_stored_as_float_still_refuses_a_fraction(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("WAREHOUSE_URL", raising=False)
+    df = make_snapshot(500, days=360)
+    df["support_tickets"] = df["support_tickets"].astype("float64")
+    df.loc[df.index % 7 == 0, "support_tickets"] = None
+    df.loc[3, "support_tickets"] = 14.5
+    (tmp_path / "events").mkdir()
+    df.to_parquet(tmp_path / "events" / "all.parquet", index=False)
+    raw = raw_params()
+    raw["warehouse"]["files"] = "events/*.parquet"
+    raw["schema"]["features"]["support_tickets"]["nullable"] = True
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    argv = ["--params", str(params), "--out", str(tmp_path / "s.parquet"), "--info", str(tmp_path / "d.json")]
+    assert extract.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "all.parquet: column 'support_tickets' holds DOUBLE" in err and "whole numbers (it holds 14.5)" in err
+    )
