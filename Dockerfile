@@ -33,8 +33,11 @@ RUN chmod -R u=rwX,go=rX /srv
 FROM ${PYTHON_IMAGE} AS runtime
 ARG GIT_REVISION=unknown
 ARG MODEL_VERSION=unknown
-LABEL org.opencontainers.image.title="churn-api" \
-      org.opencontainers.image.description="Customer-churn inference service (gunicorn + Flask)" \
+# params.yaml `project` (ops.deliver.image passes them)
+ARG IMAGE_TITLE=inference-api
+ARG IMAGE_DESCRIPTION="Inference service (gunicorn + Flask)"
+LABEL org.opencontainers.image.title="${IMAGE_TITLE}" \
+      org.opencontainers.image.description="${IMAGE_DESCRIPTION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.revision="${GIT_REVISION}" \
       io.github.gitops-mlops.model-version="${MODEL_VERSION}"

@@ -27,7 +27,7 @@ PROTECTED = {
 }
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # fits feedback.client (String(64)), safe in logs and metrics
 MIN_TOKEN_LENGTH = 16
-REALM = "churn-api"
+REALM = "api"  # the same for every project: the token, not the realm, says who may call
 
 
 class AuthConfigError(ValueError):

@@ -6,6 +6,7 @@ served by this app: works offline).
 from __future__ import annotations
 
 import copy
+import html
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ DOCS_PAGE = """<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
-  <title>Churn model API</title>
+  <title>{title}</title>
   <link rel="stylesheet" href="/docs/static/swagger-ui.css">
 </head>
 <body>
@@ -46,11 +47,20 @@ def _static_spec() -> dict[str, Any]:
 
 
 def openapi_spec(
-    record_schema: dict[str, Any], example: dict[str, Any] | None, max_batch: int, model_version: str
+    record_schema: dict[str, Any],
+    example: dict[str, Any] | None,
+    max_batch: int,
+    model_version: str,
+    title: str | None = None,
+    description: str | None = None,
 ) -> dict[str, Any]:
     """openapi.yaml with the parts that depend on the loaded model filled in."""
     spec = copy.deepcopy(_static_spec())
     spec["info"]["version"] = model_version
+    if title:
+        spec["info"]["title"] = title
+    if description:
+        spec["info"]["description"] = f"{description.strip()} {spec['info']['description']}"
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     body["schema"]["oneOf"][1]["maxItems"] = max_batch
     if example:
@@ -75,14 +85,16 @@ def openapi() -> Response:
             else {"type": "object", "description": "no model loaded: see GET /ready"}
         )
         spec = st.extra["openapi"] = openapi_spec(
-            record, example, st.config["MAX_BATCH"], model.model_version
+            record, example, st.config["MAX_BATCH"], model.model_version, model.title, model.description
         )
     return json_response(spec)
 
 
 @bp.get("/docs")
 def docs_page() -> Response:
-    return Response(DOCS_PAGE, mimetype="text/html")
+    title = state().model.title or _static_spec()["info"]["title"]
+    # str.replace, not str.format: the page's script has braces of its own
+    return Response(DOCS_PAGE.replace("{title}", html.escape(title)), mimetype="text/html")
 
 
 # The only files of the vendored Swagger UI that DOCS_PAGE loads: its other pages (index.html,

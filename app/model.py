@@ -48,6 +48,8 @@ class ModelService:
     estimator: Any = None
     compiled: CompiledPipeline | None = None
     example: dict[str, Any] | None = None
+    title: str | None = None  # params.yaml `project` as train recorded it (the API docs' title)
+    description: str | None = None
 
     def predict_proba(self, columns: Sequence[Sequence[Any]]) -> np.ndarray:
         """Validated columns (one sequence per feature, `RecordValidator.columns`) -> P(positive class) per row."""
@@ -116,6 +118,8 @@ def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelServi
         threshold=served.threshold,
         estimator=estimator,
         example=served.example,
+        title=served.title,
+        description=served.description,
     )
     try:
         example_rows = [service.validator.validate(service.example)] if service.example else []

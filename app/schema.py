@@ -63,6 +63,8 @@ class ServedMetadata:
     threshold: float
     trained_with: str  # the scikit-learn version the model was trained with
     example: dict[str, Any] | None
+    title: str | None = None  # params.yaml `project`, for the API docs; None in a model trained before it
+    description: str | None = None
 
 
 def parse_metadata(raw: dict[str, Any]) -> ServedMetadata:
@@ -78,8 +80,20 @@ def parse_metadata(raw: dict[str, Any]) -> ServedMetadata:
     example = raw.get("example")
     if example is not None and not isinstance(example, dict):
         raise ValueError("metadata.json: 'example' must be a record (a JSON object) or null")
+    project = raw.get("project", {})
+    if not isinstance(project, dict) or not all(
+        isinstance(project.get(key, ""), str) for key in ("title", "description")
+    ):
+        raise ValueError(
+            "metadata.json: 'project' must be an object whose 'title' and 'description' are strings"
+        )
     return ServedMetadata(
-        parse_features(raw.get("features")), float(threshold), libraries["scikit-learn"], example
+        parse_features(raw.get("features")),
+        float(threshold),
+        libraries["scikit-learn"],
+        example,
+        project.get("title") or None,
+        project.get("description") or None,
     )
 
 

@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             storage = stack.enter_context(postgres_server(tmp / "pg"))
         raw = yaml.safe_load(args.params.read_text())
         for n in args.workers:
-            raw["tune"].update(n_trials=args.n_trials, study_name=f"bench-{n}w-{int(time.time())}")
+            raw["tune"].update(n_trials=args.n_trials)
+            raw["project"]["name"] = f"bench-{n}w-{int(time.time())}"  # the study is named after the project
             params_file = tmp / f"params-{n}.yaml"
             params_file.write_text(yaml.safe_dump(raw))
             results.append(run_workers(n, params_file, args.prepared, storage))

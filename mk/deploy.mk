@@ -1,22 +1,26 @@
 # Deployment: the container image, its end-to-end test, Kubernetes overlays and the smoke test.
-# Logic lives in src/ops/deliver/{image,deploy,smoke}.py and tools/image_test.py (tested by tests/ops/deliver/test_{image,k8s,deploy,smoke}.py).
-.PHONY: image image-test image-model smoke manifests deploy rollback
+# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,smoke}.py and tools/image_test.py (tested by tests/ops/deliver/test_{image,k8s,deploy,smoke}.py).
+.PHONY: project image image-test image-model smoke manifests deploy rollback
 
-IMAGE ?= localhost/churn-api:dev
+# image, image-test: default localhost/<project.name>-api:dev (params.yaml); manifests, deploy: a digest
+IMAGE ?=
 IMAGE_TEST_MODEL ?= model
 ENV ?= staging
 URL ?=
 MODEL_VERSION ?=
 
+project: venv ## After changing params.yaml `project`: write its name into deploy/ (k8s component, overlays, alerts, dashboard)
+	$(BIN)/python -m ops.project write
+
 image: venv ## Build the serving image from model/ with podman or docker (IMAGE=name:tag)
-	$(BIN)/python -m ops.deliver.image build --tag $(IMAGE)
+	$(BIN)/python -m ops.deliver.image build $(if $(IMAGE),--tag $(IMAGE))
 
 image-test: venv system-tools ## Build the image with podman, run it on a loopback port and check it end to end
 ifeq ($(IMAGE_TEST_MODEL),model)
 	@test -f model/metadata.json || { echo "no model in model/: running the pipeline first (make repro)"; \
 		$(MAKE) repro; }
 endif
-	$(BIN)/python tools/image_test.py --tag $(IMAGE) --model $(IMAGE_TEST_MODEL)
+	$(BIN)/python tools/image_test.py $(if $(IMAGE),--tag $(IMAGE)) --model $(IMAGE_TEST_MODEL)
 
 image-model: model-from-lock ## Put the model dvc.lock records in model/ (pulled, or reproduced and verified)
 

@@ -30,7 +30,7 @@ ALLOWED = {
     "ops": {"mlcore", "pipeline", "ops"},
     "app": {"mlcore", "app"},
 }
-SHARED_OPS = {"ops.repo", "ops.github", "ops.lineage"}  # plumbing every ops feature may use
+SHARED_OPS = {"ops.repo", "ops.github", "ops.lineage", "ops.project"}  # plumbing every ops feature may use
 
 
 def _module(path: Path) -> str:

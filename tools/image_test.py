@@ -27,13 +27,14 @@ from pathlib import Path
 from mlcore.errors import PipelineError, cli_entrypoint
 from ops.deliver.image import (
     CONTAINER_PORT,
-    DEFAULT_TAG,
     Engine,
     build_image,
+    default_tag,
     git_revision,
     image_labels,
     image_size,
     model_version,
+    project_of,
     stage_context,
 )
 from ops.deliver.smoke import Check, check_service, free_port, wait_until_ready
@@ -222,7 +223,7 @@ class ImageTestResult:
 
 
 def run_image_test(
-    repo: Path, model_dir: Path, tag: str = DEFAULT_TAG, grace: float = 30, ready_timeout: float = 90
+    repo: Path, model_dir: Path, tag: str = "", grace: float = 30, ready_timeout: float = 90
 ) -> ImageTestResult:
     """Build the image with `model_dir` inside and run every check; the container is always removed.
     Needs podman, runc and mmdebstrap: `make image-test` and `make test` check them (tools/system-tools)."""
@@ -232,17 +233,20 @@ def run_image_test(
     ensure_base_image(engine, work)
     base_seconds = time.monotonic() - started
     version = model_version(model_dir)
+    project = project_of(repo)
+    tag = tag or default_tag(project)
     with tempfile.TemporaryDirectory(prefix="image-context-") as tmp:
         context = stage_context(repo, model_dir, Path(tmp))
         build_seconds = build_image(
-            engine, context, tag, git_revision(repo), version, extra=("--pull=never",)
+            engine, context, tag, git_revision(repo), version, project, extra=("--pull=never",)
         )
     labels = image_labels(engine, tag)
     checks = [
         Check(
-            "image labels record the revision and model version",
+            "image labels record the project, revision and model version",
             labels.get("org.opencontainers.image.revision") == git_revision(repo)
-            and labels.get("io.github.gitops-mlops.model-version") == version,
+            and labels.get("io.github.gitops-mlops.model-version") == version
+            and labels.get("org.opencontainers.image.title") == f"{project.name}-api",
             f"{labels}",
         )
     ]
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python tools/image_test.py", description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, default=Path("."))
     parser.add_argument("--model", type=Path, default=Path("model"), help="model directory for the image")
-    parser.add_argument("--tag", default=DEFAULT_TAG)
+    parser.add_argument("--tag", default="", help="default: localhost/<project.name>-api:dev")
     parser.add_argument("--grace", type=float, default=30, help="GRACEFUL_TIMEOUT given to gunicorn, seconds")
     args = parser.parse_args(argv)
     if not (args.model / "metadata.json").is_file():

@@ -36,6 +36,16 @@ class DataParams(BaseModel):
     regenerate: str = ""
 
 
+class ProjectParams(Section):
+    """The project's name: the one home of what the service, its Kubernetes objects, the image, the API docs, the
+    Optuna study, the dashboard and the alerts are called. `make project` writes it into the manifests."""
+
+    # A DNS label (RFC 1123) short enough that `<name>-api-production` and `<name>-tune-workers` stay one too.
+    name: str = Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+
+
 class WarehouseParams(Section):
     table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     files: str
@@ -136,7 +146,6 @@ class TuneParams(Section):
     timeout_s: float = Field(gt=0)
     seed: int
     metric: Literal["roc_auc", "pr_auc", "log_loss"]
-    study_name: str
     storage: str
     pruner: PrunerParams
     search_space: dict[str, SearchDimension]
@@ -168,6 +177,7 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    project: ProjectParams
     data: DataParams | None = None
     warehouse: WarehouseParams
     extract: ExtractParams

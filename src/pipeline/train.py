@@ -111,6 +111,7 @@ def build_metadata(
         **{lib: version(lib) for lib in ("scikit-learn", "numpy", "pandas", "skops")},
     }
     return {
+        "project": params.project.model_dump(),  # the service's API title and description (app/docs.py)
         "code": {"sha256": code_sha256("pipeline.train")},
         "data": {**data_info, "train_rows": len(fit_df), "fit_on": params.train.fit_on},
         "params": {

@@ -96,7 +96,7 @@ def open_study(
     for attempt in range(OPEN_ATTEMPTS):
         try:
             return optuna.create_study(
-                study_name=f"{params.tune.study_name}-{fingerprint}",
+                study_name=f"{params.project.name}-{fingerprint}",
                 storage=url,
                 sampler=sampler,
                 pruner=pruner,

@@ -7,7 +7,7 @@ Start any number of workers, on any number of machines, against one storage (Pos
     make tune-worker TUNE_WORKER_INDEX=1      # on machine B ...
     dvc repro --force --single-item tune && dvc repro    # `tune` finds the study complete, runs 0 trials
 
-Every worker opens the very study the stage opens (name = tune.study_name + fingerprint of the prepared
+Every worker opens the very study the stage opens (name = project.name + fingerprint of the prepared
 data, search space, model and seed), so each needs the same `artifacts/prepared` (`dvc repro prepare` is
 deterministic). Before each trial a worker takes a lock, counts the study's trials (finished and running) and
 creates a new one only while fewer than tune.n_trials exist: together the workers run exactly tune.n_trials.

@@ -76,14 +76,14 @@ def test_by_default_both_endpoints_are_open_and_labels_are_unattributed(make_app
 @pytest.mark.parametrize(
     ("headers", "challenge"),
     [
-        ({}, 'Bearer realm="churn-api"'),
-        ({"Authorization": "Basic Y3JtOnNlY3JldA=="}, 'Bearer realm="churn-api"'),
-        ({"Authorization": "Bearer "}, 'Bearer realm="churn-api"'),
-        (bearer("wrong-token-0123456789abcdef"), 'Bearer realm="churn-api", error="invalid_token"'),
-        (bearer(CRM[:-1]), 'Bearer realm="churn-api", error="invalid_token"'),  # a prefix is not the token
+        ({}, 'Bearer realm="api"'),
+        ({"Authorization": "Basic Y3JtOnNlY3JldA=="}, 'Bearer realm="api"'),
+        ({"Authorization": "Bearer "}, 'Bearer realm="api"'),
+        (bearer("wrong-token-0123456789abcdef"), 'Bearer realm="api", error="invalid_token"'),
+        (bearer(CRM[:-1]), 'Bearer realm="api", error="invalid_token"'),  # a prefix is not the token
         (
             bearer(SCORER),
-            'Bearer realm="churn-api", error="invalid_token"',
+            'Bearer realm="api", error="invalid_token"',
         ),  # /predict's token, not /feedback's
     ],
 )

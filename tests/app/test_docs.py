@@ -15,6 +15,7 @@ from schemathesis.checks import negative_data_rejection
 from werkzeug.serving import make_server
 
 from app import create_app
+from mlcore.artifact import load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,34 @@ def test_openapi_record_schema_comes_from_the_model(client, app):
     assert body["examples"]["one"]["value"] == published
     # the documented example is accepted by the API
     assert client.post("/predict", json=body["examples"]["batch"]["value"]).status_code == 200
+
+
+def served_with_project(model_dir, dest, project):
+    """The tiny model re-sealed with metadata.json `project` set to `project` (None: without the field)."""
+    estimator, metadata = load_model(model_dir)
+    metadata.pop("project", None)
+    if project is not None:
+        metadata["project"] = project
+    save_model(estimator, metadata, dest / "model")
+    return create_app(
+        {"MODEL_DIR": str(dest / "model"), "PREDICTION_LOG_URL": f"sqlite:///{dest}/log.db", "TESTING": True}
+    )
+
+
+def test_the_api_title_and_description_come_from_the_models_project(model_dir, tmp_path):
+    project = {"name": "acme", "title": "Acme <risk> API", "description": "Scores loan applications."}
+    client = served_with_project(model_dir, tmp_path, project).test_client()
+    info = client.get("/openapi.json").get_json()["info"]
+    assert info["title"] == "Acme <risk> API"
+    assert info["description"].startswith("Scores loan applications. Records are validated against")
+    assert "<title>Acme &lt;risk&gt; API</title>" in client.get("/docs").get_data(as_text=True)
+
+
+def test_a_model_without_a_project_gets_the_generic_title(model_dir, tmp_path):
+    client = served_with_project(model_dir, tmp_path, None).test_client()
+    assert client.get("/ready").status_code == 200
+    assert client.get("/openapi.json").get_json()["info"]["title"] == "Model API"
+    assert "<title>Model API</title>" in client.get("/docs").get_data(as_text=True)
 
 
 def test_api_conforms_to_its_spec(fuzz_app):
@@ -101,8 +130,8 @@ def test_docs_page_renders_predict_and_its_example_in_chromium(live_server, app,
         timeout=120,
         check=True,
     ).stdout
-    assert "swagger-ui" in dom and "Churn model API" in dom
-    assert "/predict" in dom and "Predict churn for one record or a batch" in dom
+    assert "swagger-ui" in dom and app.extensions["serve"].model.title in dom
+    assert "/predict" in dom and "Predict for one record or a batch" in dom
     example = app.extensions["serve"].model.example
     assert f"{example['contract']}" in dom and "tenure_months" in dom  # the example request body is shown
 

@@ -141,12 +141,17 @@ BAD_METADATA = [
     (_with(plan_allowed=["a", "a"]), "a list of distinct strings"),
     (_with(plan_allowed=[1]), "a list of distinct strings"),
     (_with(plan_max=3), "a category takes no 'min'/'max'"),
+    (_with(project="Acme"), "'project' must be an object whose 'title' and 'description' are strings"),
+    (_with(project={"title": 3}), "'project' must be an object whose 'title' and 'description' are strings"),
 ]
 
 
 def test_good_metadata_parses_to_typed_fields():
     served = parse_metadata(GOOD_METADATA)
     assert (served.threshold, served.trained_with, served.example) == (0.5, "1.9.1", GOOD_METADATA["example"])
+    assert (served.title, served.description) == (None, None)  # a model trained before `project` existed
+    titled = parse_metadata(_with(project={"name": "acme", "title": "Acme API", "description": "Scores."}))
+    assert (titled.title, titled.description) == ("Acme API", "Scores.")
     assert served.features == [
         Feature("age", "int", nullable=False, min=0, max=120),
         Feature("plan", "category", nullable=True, allowed=("basic",)),

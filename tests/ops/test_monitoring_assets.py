@@ -9,15 +9,13 @@ import re
 import pytest
 import yaml
 
+from ops.project import alert_prefix
+from pipeline.config import load_params
 from tests.support.paths import REPO_ROOT
 
 ASSETS = REPO_ROOT / "deploy" / "monitoring"
-REQUIRED_ALERTS = {
-    "ChurnApiHighErrorRate",
-    "ChurnApiHighLatency",
-    "ChurnApiNoTraffic",
-    "ChurnApiModelNotReady",
-}
+# after the project's prefix (`<Name>Api`, written by ops.project from params.yaml: tests/ops/test_project.py)
+REQUIRED_ALERTS = {"HighErrorRate", "HighLatency", "NoTraffic", "ModelNotReady"}
 # PromQL words that are not series names.
 PROMQL_WORDS = {
     "sum",
@@ -88,7 +86,8 @@ def test_series_extraction_ignores_labels_ranges_and_functions() -> None:
 
 def test_alert_rules_cover_errors_latency_traffic_and_readiness() -> None:
     rules = alert_rules()
-    assert {r["alert"] for r in rules} >= REQUIRED_ALERTS
+    prefix = alert_prefix(load_params(REPO_ROOT / "params.yaml").project)
+    assert {r["alert"] for r in rules} >= {prefix + alert for alert in REQUIRED_ALERTS}
     for rule in rules:
         assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
         assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["alert"]

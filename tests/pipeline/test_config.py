@@ -1,7 +1,7 @@
 import pytest
 
 from mlcore.errors import PipelineError
-from pipeline.config import load_params
+from pipeline.config import load_params, parse_params
 from tests.support.factories import raw_params
 from tests.support.paths import REPO_ROOT
 
@@ -48,3 +48,14 @@ def test_unreadable_params_file_is_a_clear_error(tmp_path):
         load_params(path)
     with pytest.raises(PipelineError, match="file not found"):
         load_params(tmp_path / "absent.yaml")
+
+
+def test_the_project_section_is_required_and_typed():
+    raw = raw_params()
+    del raw["project"]
+    with pytest.raises(PipelineError, match="project: Field required"):
+        parse_params(raw)
+    raw = raw_params()
+    raw["project"]["slug"] = "acme"
+    with pytest.raises(PipelineError, match=r"project\.slug: Extra inputs are not permitted"):
+        parse_params(raw)

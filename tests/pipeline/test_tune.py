@@ -121,3 +121,8 @@ def test_a_worker_that_loses_the_sqlite_table_creation_race_retries(tmp_path, mo
     monkeypatch.setattr(tune.optuna, "create_study", create_study)
     study = open_study(params_with({}), "race", f"sqlite:///{tmp_path}/studies.db")
     assert len(calls) == 2 and study.study_name.endswith("-race")
+
+
+def test_the_study_is_named_after_the_project(tmp_path):
+    study = open_study(params_with({"project.name": "acme-risk"}), "f00d", f"sqlite:///{tmp_path}/studies.db")
+    assert study.study_name == "acme-risk-f00d"

@@ -3,6 +3,7 @@ then reads the finished study."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -30,11 +31,9 @@ TOLERANCE = 0.02
 def project(tmp_path: Path) -> tuple[Path, Path]:
     """(params.yaml, prepared dir) for a tiny, fast search: 8 trials of small boosted trees on 600 rows."""
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    raw["tune"].update(
-        n_trials=N_TRIALS,
-        study_name=f"t{os.getpid()}-{tmp_path.name}"[:40],
-        storage=f"sqlite:///{tmp_path}/studies.db",
-    )
+    raw["tune"].update(n_trials=N_TRIALS, storage=f"sqlite:///{tmp_path}/studies.db")
+    # the study is named after the project: a name of its own per test, a DNS label as project.name must be
+    raw["project"]["name"] = f"t{os.getpid()}-{hashlib.sha256(tmp_path.name.encode()).hexdigest()[:12]}"
     raw["tune"]["pruner"]["n_steps"] = 1
     raw["tune"]["search_space"]["max_iter"] = {"type": "int", "low": 10, "high": 40, "step": 10}
     params_path = tmp_path / "params.yaml"
@@ -79,7 +78,7 @@ def test_two_workers_finish_the_budget_and_the_stage_reads_the_study(
     assert [w.returncode for w in workers] == [0, 0], outputs
 
     study = optuna.load_study(
-        study_name=f"{params.tune.study_name}-{prepared_fingerprint(params, prepared)}", storage=postgres_url
+        study_name=f"{params.project.name}-{prepared_fingerprint(params, prepared)}", storage=postgres_url
     )
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(N_TRIALS))  # exactly the budget, no duplicate numbers
@@ -151,7 +150,7 @@ def test_sqlite_workers_share_the_budget(project, monkeypatch):
     assert [w.returncode for w in workers] == [0, 0], outputs
     params = load_params(params_path)
     study = optuna.load_study(
-        study_name=f"{params.tune.study_name}-{prepared_fingerprint(params, prepared)}",
+        study_name=f"{params.project.name}-{prepared_fingerprint(params, prepared)}",
         storage=params.tune.storage,
     )
     assert sorted(t.number for t in study.trials) == list(range(N_TRIALS))

@@ -6,8 +6,9 @@
     python -m ops.deliver.deploy rollback staging                                # kubectl rollout undo
     python -m ops.deliver.deploy preflight staging --kubeconfig-out PATH         # CI: is there a cluster?
 
-The overlay in deploy/k8s/overlays/<env> is rendered with `kubectl kustomize`; the `api` container of the
-Deployment gets the image digest (no sed, no edited files); the result goes to `kubectl apply`. A rollout that
+The overlay in deploy/k8s/overlays/<env> is rendered with `kubectl kustomize`; the names of its Deployment,
+Service and namespace are read from that rendering (they follow params.yaml `project.name`: `make project`), so
+nothing here is named twice. The `api` container of the Deployment gets the image digest (no sed, no edited files); the result goes to `kubectl apply`. A rollout that
 does not become ready within the timeout is undone (`kubectl rollout undo`) and the command fails.
 `KUBECTL` names the kubectl binary (tests point it at a fake). `preflight` needs only the standard library, so
 the deploy workflow can decide to skip (no cluster credential: a fork or a new repository) before any set-up.
@@ -32,9 +33,7 @@ from ops.deliver.smoke import check_service, free_port, wait_until_ready
 from ops.github import set_outputs
 
 OVERLAYS = Path("deploy/k8s/overlays")
-DEPLOYMENT = "churn-api"
 CONTAINER = "api"
-SERVICE = "churn-api"
 SERVICE_PORT = 80
 DIGEST_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
 
@@ -66,19 +65,35 @@ def render(env: str, root: Path = OVERLAYS) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
-def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    for doc in docs:
-        if doc.get("kind") == kind and doc.get("metadata", {}).get("name") == name:
-            return doc
-    raise PipelineError(f"rendered manifests: no {kind} named {name!r}")
+def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    """The rendered object of `kind` named `name`; without a name, the only one of that kind."""
+    found = [
+        doc for doc in docs if doc.get("kind") == kind and name in (None, doc.get("metadata", {}).get("name"))
+    ]
+    if name is None and len(found) > 1:
+        names = ", ".join(str(d["metadata"].get("name")) for d in found)
+        raise PipelineError(
+            f"rendered manifests: {len(found)} {kind}s ({names}); the overlay must render one"
+        )
+    if not found:
+        raise PipelineError(f"rendered manifests: no {kind}" + (f" named {name!r}" if name else ""))
+    return found[0]
+
+
+def deployment_name(docs: list[dict[str, Any]]) -> str:
+    return str(find(docs, "Deployment")["metadata"]["name"])
+
+
+def service_name(docs: list[dict[str, Any]]) -> str:
+    return str(find(docs, "Service")["metadata"]["name"])
 
 
 def api_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    containers = find(docs, "Deployment", DEPLOYMENT)["spec"]["template"]["spec"]["containers"]
-    for container in containers:
+    deployment = find(docs, "Deployment")
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
         if container["name"] == CONTAINER:
             return container
-    raise PipelineError(f"Deployment {DEPLOYMENT}: no container named {CONTAINER!r}")
+    raise PipelineError(f"Deployment {deployment['metadata']['name']}: no container named {CONTAINER!r}")
 
 
 def set_image(docs: list[dict[str, Any]], image: str) -> list[dict[str, Any]]:
@@ -90,7 +105,7 @@ def set_image(docs: list[dict[str, Any]], image: str) -> list[dict[str, Any]]:
 
 
 def namespace(docs: list[dict[str, Any]]) -> str:
-    return find(docs, "Deployment", DEPLOYMENT)["metadata"].get("namespace", "default")
+    return find(docs, "Deployment")["metadata"].get("namespace", "default")
 
 
 def to_yaml(docs: list[dict[str, Any]]) -> str:
@@ -99,25 +114,25 @@ def to_yaml(docs: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
-def rollback(ns: str, timeout_s: int) -> str:
+def rollback(ns: str, deployment: str, timeout_s: int) -> str:
     """Undo the last rollout and wait for the previous revision to be ready again."""
-    undo = kubectl("rollout", "undo", f"deployment/{DEPLOYMENT}", "-n", ns, check=False)
+    undo = kubectl("rollout", "undo", f"deployment/{deployment}", "-n", ns, check=False)
     if undo.returncode != 0:
         return f"rollback impossible: {(undo.stderr or undo.stdout).strip()}"
-    kubectl("rollout", "status", f"deployment/{DEPLOYMENT}", "-n", ns, f"--timeout={timeout_s}s", check=False)
+    kubectl("rollout", "status", f"deployment/{deployment}", "-n", ns, f"--timeout={timeout_s}s", check=False)
     return "rolled back to the previous revision"
 
 
 def apply(env: str, image: str, timeout_s: int = 300, root: Path = OVERLAYS) -> str:
     """Apply the overlay with `image`; wait for the rollout; on failure undo it and raise."""
     docs = set_image(render(env, root), image)
-    ns = namespace(docs)
+    ns, deployment = namespace(docs), deployment_name(docs)
     kubectl("apply", "-f", "-", input=to_yaml(docs))
     status = kubectl(
-        "rollout", "status", f"deployment/{DEPLOYMENT}", "-n", ns, f"--timeout={timeout_s}s", check=False
+        "rollout", "status", f"deployment/{deployment}", "-n", ns, f"--timeout={timeout_s}s", check=False
     )
     if status.returncode != 0:
-        outcome = rollback(ns, timeout_s)
+        outcome = rollback(ns, deployment, timeout_s)
         raise PipelineError(
             f"rollout of {image} to {ns} did not become ready in {timeout_s}s "
             f"({(status.stderr or status.stdout).strip()}); {outcome}"
@@ -151,7 +166,7 @@ def preflight(kubeconfig: str, dest: Path, env: str) -> bool:
 
 
 @contextmanager
-def port_forward(ns: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def port_forward(ns: str, service: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`kubectl port-forward` the Service to a loopback port; yields its base URL and the process."""
     port = free_port()
     cmd = [
@@ -161,7 +176,7 @@ def port_forward(ns: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         "127.0.0.1",
         "-n",
         ns,
-        f"service/{SERVICE}",
+        f"service/{service}",
         f"{port}:{SERVICE_PORT}",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -186,7 +201,8 @@ def smoke(
 
     if url:
         return run(url.rstrip("/"))
-    with port_forward(namespace(render(env, root))) as (base, proc):
+    docs = render(env, root)
+    with port_forward(namespace(docs), service_name(docs)) as (base, proc):
         try:
             return run(base, alive=lambda: proc.poll() is None)
         except PipelineError as exc:
@@ -229,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"smoke test passed in {args.env}")
     else:
-        ns = namespace(render(args.env, args.overlays))
-        outcome = rollback(ns, args.timeout)
+        docs = render(args.env, args.overlays)
+        ns = namespace(docs)
+        outcome = rollback(ns, deployment_name(docs), args.timeout)
         print(f"{ns}: {outcome}")
         if not outcome.startswith("rolled back"):
             return 1

@@ -2,7 +2,8 @@
 
 The Dockerfile is built with podman (or docker; CONTAINER_ENGINE chooses) from a context that holds only what
 it copies (`CONTEXT_PATHS`: the app, the shared core src/mlcore, the serving requirements, the model), and the
-image is labelled with the git revision and the model version. `model-version` prints the version for the
+image is labelled with the git revision, the model version and the project (params.yaml `project`: the default
+tag is `localhost/<name>-api:dev`). `model-version` prints the version for the
 deploy workflow. The end-to-end test of the image (`make image-test`) is developer tooling: tools/image_test.py.
 """
 
@@ -19,8 +20,9 @@ from pathlib import Path
 
 from mlcore.artifact import load_metadata
 from mlcore.errors import PipelineError, cli_entrypoint
+from ops.project import service_name
+from pipeline.config import ProjectParams, load_params
 
-DEFAULT_TAG = "localhost/churn-api:dev"
 CONTAINER_PORT = 8000
 # What the runtime image needs from the repository (the Dockerfile copies exactly these).
 CONTEXT_PATHS = ("Dockerfile", ".dockerignore", "requirements/serve.txt", "app", "src/mlcore")
@@ -86,15 +88,35 @@ def stage_context(repo: Path, model_dir: Path, dest: Path) -> Path:
     return dest
 
 
-def build_args(revision: str, version: str) -> list[str]:
-    return ["--build-arg", f"GIT_REVISION={revision}", "--build-arg", f"MODEL_VERSION={version}"]
+def project_of(repo: Path) -> ProjectParams:
+    return load_params(repo / "params.yaml").project
+
+
+def default_tag(project: ProjectParams) -> str:
+    return f"localhost/{service_name(project)}:dev"
+
+
+def build_args(revision: str, version: str, project: ProjectParams) -> list[str]:
+    values = {
+        "GIT_REVISION": revision,
+        "MODEL_VERSION": version,
+        "IMAGE_TITLE": service_name(project),
+        "IMAGE_DESCRIPTION": project.description,
+    }
+    return [arg for key, value in values.items() for arg in ("--build-arg", f"{key}={value}")]
 
 
 def build_image(
-    engine: Engine, context: Path, tag: str, revision: str, version: str, extra: tuple[str, ...] = ()
+    engine: Engine,
+    context: Path,
+    tag: str,
+    revision: str,
+    version: str,
+    project: ProjectParams,
+    extra: tuple[str, ...] = (),
 ) -> float:
     """Build `context`/Dockerfile as `tag`; returns the seconds taken. `--format docker` keeps HEALTHCHECK."""
-    args = ["build", "--tag", tag, *build_args(revision, version), *extra]
+    args = ["build", "--tag", tag, *build_args(revision, version, project), *extra]
     if engine.cli == "podman":
         args += ["--format", "docker"]
     started = time.monotonic()
@@ -132,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in (b, v):
         p.add_argument("--repo", type=Path, default=Path("."))
         p.add_argument("--model", type=Path, default=Path("model"), help="model directory for the image")
-        p.add_argument("--tag", default=DEFAULT_TAG)
+        p.add_argument("--tag", default="", help="default: localhost/<project.name>-api:dev")
     args = parser.parse_args(argv)
     if not (args.model / "metadata.json").is_file():
         raise PipelineError(f"{args.model}/metadata.json: no model (run `make run`, or pass --model DIR)")
@@ -145,9 +167,13 @@ def main(argv: list[str] | None = None) -> int:
                 "--model: `build` uses the repository's model/ (the build context); "
                 "`make image-test` (tools/image_test.py) can take another directory"
             )
+        project = project_of(args.repo)
+        tag = args.tag or default_tag(project)
         engine = Engine(default_engine_cli())
-        seconds = build_image(engine, args.repo, args.tag, git_revision(args.repo), model_version(args.model))
-        print(f"built {args.tag} in {seconds:.0f}s ({image_size(engine, args.tag) / 1e6:.0f} MB)")
+        seconds = build_image(
+            engine, args.repo, tag, git_revision(args.repo), model_version(args.model), project
+        )
+        print(f"built {tag} in {seconds:.0f}s ({image_size(engine, tag) / 1e6:.0f} MB)")
         return 0
     raise AssertionError(args.command)  # argparse allows only the choices above
 

@@ -146,7 +146,7 @@ def check_service(url: str, expected_version: str | None = None) -> list[Check]:
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.deliver.smoke", description=__doc__.splitlines()[0])
-    parser.add_argument("url", help="base URL of the service, e.g. https://churn.staging.example.com")
+    parser.add_argument("url", help="base URL of the service, e.g. https://api.staging.example.com")
     parser.add_argument("--model-version", default="", help="fail unless the service serves this version")
     parser.add_argument("--wait", type=float, default=60, help="seconds to wait for /ready first")
     args = parser.parse_args(argv)

@@ -1,4 +1,7 @@
-"""ops.deliver.deploy against a fake kubectl that records its calls (rendering still uses the real kustomize)."""
+"""ops.deliver.deploy against a fake kubectl that records its calls (rendering still uses the real kustomize).
+
+The overlays are a copy renamed to the project `acme` (tests/support/project.py): the names deploy uses are the
+ones the overlay renders, whatever the project is called."""
 
 from __future__ import annotations
 
@@ -12,9 +15,15 @@ import pytest
 
 from ops.deliver import deploy
 from tests.support.paths import REPO_ROOT
+from tests.support.project import renamed_copy
 
-OVERLAYS = REPO_ROOT / "deploy" / "k8s" / "overlays"
-IMAGE = "ghcr.io/acme/churn@sha256:" + "cd" * 32
+IMAGE = "ghcr.io/acme/acme@sha256:" + "cd" * 32
+
+
+@pytest.fixture(scope="module")
+def overlays(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return renamed_copy(tmp_path_factory.mktemp("acme"), "acme") / "deploy" / "k8s" / "overlays"
+
 
 FAKE_KUBECTL = """#!{python}
 import json, os, sys
@@ -56,39 +65,41 @@ def commands(log: Path) -> list[str]:
     return [" ".join(c["args"][:2]) for c in calls(log)]
 
 
-def test_apply_sends_the_digest_pinned_overlay_and_waits_for_the_rollout(kubectl_log: Path):
-    assert deploy.apply("production", IMAGE, timeout_s=120, root=OVERLAYS) == "churn-production"
-    assert commands(kubectl_log) == [f"kustomize {OVERLAYS / 'production'}", "apply -f", "rollout status"]
+def test_apply_sends_the_digest_pinned_overlay_and_waits_for_the_rollout(overlays: Path, kubectl_log: Path):
+    assert deploy.apply("production", IMAGE, timeout_s=120, root=overlays) == "acme-production"
+    assert commands(kubectl_log) == [f"kustomize {overlays / 'production'}", "apply -f", "rollout status"]
     applied = calls(kubectl_log)[1]["stdin"]
-    assert f"image: {IMAGE}" in applied and "namespace: churn-production" in applied
+    assert f"image: {IMAGE}" in applied and "namespace: acme-production" in applied
     status = calls(kubectl_log)[2]["args"]
-    assert status == ["rollout", "status", "deployment/churn-api", "-n", "churn-production", "--timeout=120s"]
+    assert status == ["rollout", "status", "deployment/acme-api", "-n", "acme-production", "--timeout=120s"]
 
 
-def test_a_failed_rollout_is_undone_and_reported(kubectl_log: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_failed_rollout_is_undone_and_reported(
+    overlays: Path, kubectl_log: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv("FAKE_ROLLOUT", "timed out")
     with pytest.raises(deploy.PipelineError, match=r"did not become ready.*rolled back to the previous"):
-        deploy.apply("staging", IMAGE, root=OVERLAYS)
+        deploy.apply("staging", IMAGE, root=overlays)
     assert commands(kubectl_log)[1:] == ["apply -f", "rollout status", "rollout undo", "rollout status"]
-    assert calls(kubectl_log)[3]["args"] == ["rollout", "undo", "deployment/churn-api", "-n", "churn-staging"]
+    assert calls(kubectl_log)[3]["args"] == ["rollout", "undo", "deployment/acme-api", "-n", "acme-staging"]
 
 
-def test_cli_exits_non_zero_when_the_rollout_fails(kubectl_log: Path, monkeypatch, capsys):
+def test_cli_exits_non_zero_when_the_rollout_fails(overlays: Path, kubectl_log: Path, monkeypatch, capsys):
     monkeypatch.setenv("FAKE_ROLLOUT", "timed out")
-    code = deploy.main(["apply", "staging", "--image", IMAGE, "--overlays", str(OVERLAYS)])
+    code = deploy.main(["apply", "staging", "--image", IMAGE, "--overlays", str(overlays)])
     assert code == 2
     assert "rolled back" in capsys.readouterr().err
 
 
-def test_manual_rollback_undoes_the_last_rollout(kubectl_log: Path, capsys):
-    assert deploy.main(["rollback", "production", "--overlays", str(OVERLAYS)]) == 0
+def test_manual_rollback_undoes_the_last_rollout(overlays: Path, kubectl_log: Path, capsys):
+    assert deploy.main(["rollback", "production", "--overlays", str(overlays)]) == 0
     assert commands(kubectl_log)[1:] == ["rollout undo", "rollout status"]
-    assert "churn-production: rolled back" in capsys.readouterr().out
+    assert "acme-production: rolled back" in capsys.readouterr().out
 
 
-def test_an_unknown_environment_names_the_known_ones():
+def test_an_unknown_environment_names_the_known_ones(overlays: Path):
     with pytest.raises(deploy.PipelineError, match="environments: production, staging"):
-        deploy.render("prod", OVERLAYS)
+        deploy.render("prod", overlays)
 
 
 def test_preflight_without_a_credential_skips_with_a_notice(tmp_path: Path, monkeypatch, capsys):
@@ -120,8 +131,10 @@ def test_preflight_rejects_a_credential_that_is_not_a_kubeconfig(tmp_path: Path,
     assert "KUBECONFIG secret: neither a kubeconfig YAML nor base64" in capsys.readouterr().err
 
 
-def test_smoke_without_a_url_goes_through_a_port_forward_to_the_service(kubectl_log: Path, capsys):
-    args = ["smoke", "production", "--overlays", str(OVERLAYS), "--model-version", "feedc0ffee00"]
+def test_smoke_without_a_url_goes_through_a_port_forward_to_the_service(
+    overlays: Path, kubectl_log: Path, capsys
+):
+    args = ["smoke", "production", "--overlays", str(overlays), "--model-version", "feedc0ffee00"]
     assert deploy.main(args) == 0
     forward = next(c["args"] for c in calls(kubectl_log) if c["args"][0] == "port-forward")
     assert forward[:6] == [
@@ -129,15 +142,17 @@ def test_smoke_without_a_url_goes_through_a_port_forward_to_the_service(kubectl_
         "--address",
         "127.0.0.1",
         "-n",
-        "churn-production",
-        "service/churn-api",
+        "acme-production",
+        "service/acme-api",
     ]
     assert forward[6].endswith(":80")
     out = capsys.readouterr().out
     assert "ok   the served model is the expected one" in out and "FAIL" not in out
 
 
-def test_a_failing_port_forward_is_reported(kubectl_log: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+def test_a_failing_port_forward_is_reported(
+    overlays: Path, kubectl_log: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
     monkeypatch.setenv("FAKE_PORT_FORWARD", "fail")
-    assert deploy.main(["smoke", "staging", "--overlays", str(OVERLAYS)]) == 2
+    assert deploy.main(["smoke", "staging", "--overlays", str(overlays)]) == 2
     assert "pod is not running" in capsys.readouterr().err

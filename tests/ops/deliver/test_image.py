@@ -12,7 +12,7 @@ from tests.support.paths import REPO_ROOT
 from tools import image_test
 
 CHECKS = {
-    "image labels record the revision and model version",
+    "image labels record the project, revision and model version",
     "GET /health is 200",
     "GET /ready is 200",
     "GET /metadata names the model version",
@@ -30,7 +30,7 @@ CHECKS = {
 @pytest.mark.timeout(900)
 def test_the_image_builds_runs_and_passes_every_check(model_dir: Path):
     metadata = json.loads((model_dir / "metadata.json").read_text())
-    result = image_test.run_image_test(REPO_ROOT, model_dir, tag="localhost/churn-api:pytest")
+    result = image_test.run_image_test(REPO_ROOT, model_dir, tag="localhost/image-test:pytest")
     print(result.report())
     assert result.passed, result.report()
     assert {c.name for c in result.checks} == CHECKS

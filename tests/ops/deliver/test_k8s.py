@@ -11,11 +11,14 @@ import pytest
 
 from app.auth import AuthConfigError, load_tokens
 from ops.deliver import deploy
+from pipeline.config import load_params
 from tests.support.paths import REPO_ROOT
 
 OVERLAYS = REPO_ROOT / "deploy" / "k8s" / "overlays"
 ENVIRONMENTS = ["staging", "production"]
-DIGEST = "ghcr.io/acme/churn@sha256:" + "ab" * 32
+DIGEST = "ghcr.io/acme/model@sha256:" + "ab" * 32
+# The repository's overlays carry its project name (ops.project writes it; tests/ops/test_project.py renames it).
+NAME = load_params(REPO_ROOT / "params.yaml").project.name
 
 
 @pytest.fixture(scope="module", params=ENVIRONMENTS)
@@ -24,7 +27,7 @@ def rendered(request) -> tuple[str, list[dict]]:
 
 
 def pod_spec(docs: list[dict]) -> dict:
-    return deploy.find(docs, "Deployment", deploy.DEPLOYMENT)["spec"]["template"]["spec"]
+    return deploy.find(docs, "Deployment")["spec"]["template"]["spec"]
 
 
 def validate_strictly(manifest: Path) -> subprocess.CompletedProcess[str]:
@@ -66,12 +69,12 @@ def test_strict_validation_rejects_an_unknown_field(tmp_path: Path):
 
 def test_every_resource_lands_in_the_environments_namespace(rendered):
     env, docs = rendered
-    assert {d["metadata"]["namespace"] for d in docs} == {f"churn-{env}"}
+    assert {d["metadata"]["namespace"] for d in docs} == {f"{NAME}-{env}"}
 
 
 def test_rollout_never_drops_capacity_and_pods_drain_gracefully(rendered):
     _, docs = rendered
-    deployment = deploy.find(docs, "Deployment", deploy.DEPLOYMENT)
+    deployment = deploy.find(docs, "Deployment")
     assert deployment["spec"]["strategy"] == {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
@@ -107,7 +110,7 @@ def test_the_image_is_the_pinned_digest(rendered):
     assert deploy.api_container(docs)["image"] == DIGEST
 
 
-@pytest.mark.parametrize("image", ["ghcr.io/acme/churn:latest", "ghcr.io/acme/churn@sha256:abc", ""])
+@pytest.mark.parametrize("image", ["ghcr.io/acme/model:latest", "ghcr.io/acme/model@sha256:abc", ""])
 def test_deploying_anything_but_a_digest_is_refused(image):
     docs = deploy.render("staging", OVERLAYS)
     with pytest.raises(deploy.PipelineError, match="digest"):
@@ -116,13 +119,13 @@ def test_deploying_anything_but_a_digest_is_refused(image):
 
 def test_service_pdb_and_autoscaler_select_the_pods(rendered):
     env, docs = rendered
-    pod_labels = deploy.find(docs, "Deployment", deploy.DEPLOYMENT)["spec"]["template"]["metadata"]["labels"]
-    service = deploy.find(docs, "Service", deploy.SERVICE)
-    pdb = deploy.find(docs, "PodDisruptionBudget", deploy.DEPLOYMENT)
+    pod_labels = deploy.find(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    service = deploy.find(docs, "Service")
+    pdb = deploy.find(docs, "PodDisruptionBudget")
     for selector in (service["spec"]["selector"], pdb["spec"]["selector"]["matchLabels"]):
         assert selector.items() <= pod_labels.items()
-    hpa = deploy.find(docs, "HorizontalPodAutoscaler", deploy.DEPLOYMENT)
-    assert hpa["spec"]["scaleTargetRef"]["name"] == deploy.DEPLOYMENT
+    hpa = deploy.find(docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deploy.deployment_name(docs)
     assert hpa["spec"]["minReplicas"] >= (2 if env == "production" else 1)
     port_names = {p["name"] for p in deploy.api_container(docs)["ports"]}
     assert service["spec"]["ports"][0]["targetPort"] in port_names
@@ -138,7 +141,7 @@ def test_the_configmap_and_secret_references_resolve(rendered):
     cpus = int(cpu_limit[:-1]) / 1000 if cpu_limit.endswith("m") else float(cpu_limit)
     assert int(configmap["data"]["WEB_CONCURRENCY"]) == max(1, int(cpus))
     secret_ref = next(e for e in api["env"] if e["name"] == "PREDICTION_LOG_URL")["valueFrom"]["secretKeyRef"]
-    assert secret_ref["name"] == "churn-api-secrets"
+    assert secret_ref["name"] == f"{NAME}-api-secrets"
     # production must not silently fall back to a pod-local SQLite file
     assert secret_ref["optional"] is (env == "staging")
 
@@ -176,7 +179,7 @@ def test_probes_and_scrape_path_are_routes_the_app_serves(rendered, app):
     assert api["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert api["livenessProbe"]["httpGet"]["path"] == "/health"
     probes = {api[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe", "startupProbe")}
-    template = deploy.find(docs, "Deployment", deploy.DEPLOYMENT)["spec"]["template"]
+    template = deploy.find(docs, "Deployment")["spec"]["template"]
     annotations = template["metadata"]["annotations"]
     assert probes | {annotations["prometheus.io/path"]} <= get_routes
     assert int(annotations["prometheus.io/port"]) == api["ports"][0]["containerPort"]
@@ -187,8 +190,8 @@ def test_probes_and_scrape_path_are_routes_the_app_serves(rendered, app):
 
 def test_only_the_ingress_controller_and_the_scraper_reach_the_pods_and_only_on_the_http_port(rendered):
     _, docs = rendered
-    policy = deploy.find(docs, "NetworkPolicy", deploy.DEPLOYMENT)["spec"]
-    pod_labels = deploy.find(docs, "Deployment", deploy.DEPLOYMENT)["spec"]["template"]["metadata"]["labels"]
+    policy = deploy.find(docs, "NetworkPolicy")["spec"]
+    pod_labels = deploy.find(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["policyTypes"] == ["Ingress"]
     [rule] = policy["ingress"]
@@ -209,7 +212,7 @@ def test_feedback_requires_a_token_from_the_secret_in_every_overlay(rendered):
     api = deploy.api_container(docs)
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in api["env"] if "valueFrom" in e}
     assert refs["FEEDBACK_TOKENS"] == {
-        "name": "churn-api-secrets",
+        "name": f"{NAME}-api-secrets",
         "key": "FEEDBACK_TOKENS",
         "optional": False,
     }

@@ -69,7 +69,7 @@ def test_an_unreachable_service_fails_with_a_clear_message(capsys):
 
 
 def test_a_url_without_a_scheme_is_refused(capsys):
-    assert smoke.main(["churn.example.com"]) == 2
+    assert smoke.main(["api.example.com"]) == 2
     assert "must start with http:// or https://" in capsys.readouterr().err
 
 
