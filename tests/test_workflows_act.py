@@ -34,7 +34,8 @@ ROLES = {"DVC_READ_ROLE_ARN": READ_ROLE, "DVC_WRITE_ROLE_ARN": WRITE_ROLE, "AWS_
 
 
 def assert_succeeded(run: ActRun) -> None:
-    assert run.returncode == 0, run.log[-4000:]
+    failed = [line for line in run.log.splitlines() if "❌" in line or "error:" in line.lower()]
+    assert run.returncode == 0, "\n".join([*failed[:20], "...", run.log[-3000:]])
 
 
 # ------------------------------------------------------------------------------------------- pr-comment.yaml

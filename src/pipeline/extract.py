@@ -130,7 +130,8 @@ def extract_snapshot(
     labelled = stats["labelled"]
     table_rows = warehouse.scalar(f'SELECT count(*) FROM "{table}"')
     older = warehouse.scalar(
-        f'SELECT count(*) FROM "{table}" WHERE "{schema.time_column}" < TIMESTAMP \'{start.isoformat(sep=" ")}\''
+        f'SELECT count(*) FROM "{table}" WHERE "{schema.time_column}" < :window_start',
+        {"window_start": start},
     )
     return {
         "rows": stats["rows"],

@@ -93,9 +93,11 @@ class DuckDBWarehouse:
             self.close()
             raise
 
-    def scalar(self, sql: str):
+    def scalar(self, sql: str, binds: dict | None = None):
+        """One value of `sql` (`:name` binds, as in extract.query)."""
         try:
-            return self._con.execute(sql).fetchall()[0][0]
+            used = {name: (binds or {})[name] for name in _BIND.findall(sql)}
+            return self._con.execute(_BIND.sub(r"$\1", sql), used or None).fetchall()[0][0]
         except self._duckdb.Error as exc:
             raise _duckdb_error(exc, f"warehouse ({self.name})") from exc
 
@@ -271,10 +273,11 @@ class SQLAlchemyWarehouse:
                 f"{WAREHOUSE_URL_ENV}: cannot connect to {self.name}: {_first_line(exc.orig or exc)}"
             ) from exc
 
-    def scalar(self, sql: str):
+    def scalar(self, sql: str, binds: dict | None = None):
+        """One value of `sql` (`:name` binds, as in extract.query)."""
         try:
             with self._engine.connect() as conn:
-                return conn.execute(self._sa.text(sql)).scalar()
+                return conn.execute(self._sa.text(sql), binds or {}).scalar()
         except self._sa.exc.DBAPIError as exc:
             raise PipelineError(f"warehouse ({self.name}): {_first_line(exc.orig or exc)}") from exc
 
