@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.support.paths import REPO_ROOT
+from tests.support.repo import documented_overrides
 
 # os.environ["X"], os.environ.get("X"), env.get("X") on a copy of os.environ, os.getenv("X"), NAME_ENV = "X"
 READ = re.compile(
@@ -23,21 +24,10 @@ def _read_in(folder: str) -> set[str]:
     return names
 
 
-def _documented() -> set[str]:
-    text = (REPO_ROOT / "docs/contracts.md").read_text(encoding="utf-8")
-    table = text.split("## Environment overrides", 1)[1].split("\n## ", 1)[0]
-    return {
-        name
-        for row in table.splitlines()
-        if row.startswith("| `")
-        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])
-    }
-
-
 def test_every_variable_the_code_reads_is_documented_once():
     read = _read_in("src") | _read_in("tools")
     assert read, "the pattern found nothing: it no longer matches how the code reads the environment"
-    assert read - SYSTEM - _documented() == set()
+    assert read - SYSTEM - documented_overrides() == set()
 
 
 def test_the_table_names_no_variable_the_code_does_not_use():
@@ -45,5 +35,5 @@ def test_the_table_names_no_variable_the_code_does_not_use():
     for folder in ("src", "tools"):
         for path in (REPO_ROOT / folder).rglob("*.py"):
             text = path.read_text(encoding="utf-8")
-            used |= {name for name in _documented() if f'"{name}"' in text}
-    assert _documented() - used == set()
+            used |= {name for name in documented_overrides() if f'"{name}"' in text}
+    assert documented_overrides() - used == set()

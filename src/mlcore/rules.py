@@ -121,13 +121,20 @@ def floor_check(metric: str, value: Any, floor: float, param: str = "") -> Check
     return Check("floor", metric, v, None, floor, passed, f"{metric} {ok_op} {fmt(floor)}", detail, param)
 
 
+def _not_comparable(
+    kind: Kind, metric: str, v: float | None, a: float | None, limit: float, rule: str, param: str
+) -> Check:
+    """A comparison with a value missing on one side: it fails."""
+    detail = f"{metric} {fmt(v)} vs {fmt(a)}: missing on one side, not comparable"
+    return Check(kind, metric, v, a, limit, False, rule, detail, param)
+
+
 def regression_check(metric: str, value: Any, against: Any, tolerance: float, param: str = "") -> Check:
     """`value` is worse than `against` by at most `tolerance` (absolute units). Missing values fail."""
     v, a = number(value), number(against)
     rule = f"{metric} worse by <= {fmt(tolerance)}"
     if v is None or a is None:
-        detail = f"{metric} {fmt(v)} vs {fmt(a)}: missing on one side, not comparable"
-        return Check("regression", metric, v, a, tolerance, False, rule, detail, param)
+        return _not_comparable("regression", metric, v, a, tolerance, rule, param)
     worse = -better_by(metric, v, a)
     passed = worse <= tolerance + EPSILON
     if worse > 0:
@@ -152,8 +159,7 @@ def improvement_check(metric: str, value: Any, against: Any, minimum: float, par
     v, a = number(value), number(against)
     rule = f"{metric} better by >= {fmt(minimum)}"
     if v is None or a is None:
-        detail = f"{metric} {fmt(v)} vs {fmt(a)}: missing on one side, not comparable"
-        return Check("improvement", metric, v, a, minimum, False, rule, detail, param)
+        return _not_comparable("improvement", metric, v, a, minimum, rule, param)
     gain = better_by(metric, v, a)
     passed = gain >= minimum - EPSILON
     detail = (
