@@ -17,14 +17,14 @@ from demo.generate import (
 )
 from mlcore.errors import PipelineError
 from pipeline.config import load_params
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TEST_PARAMS
 
 SEED = 7
 
 
 @pytest.fixture(scope="module")
 def schema():
-    return load_params(REPO_ROOT / "params.yaml").schema
+    return load_params(TEST_PARAMS).schema
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_model_trained_before_concept_drift_degrades_after_it_and_retraining_rec
 
 
 def test_appending_a_month_leaves_earlier_months_byte_identical(tmp_path):
-    params = demo_params(REPO_ROOT / "params.yaml")
+    params = demo_params(TEST_PARAMS)
     params = params.model_copy(update={"months": 2, "rows_per_month": 100})
     first = generate_dataset(params, tmp_path / "two")
     longer = generate_dataset(params.model_copy(update={"months": 3}), tmp_path / "three")
@@ -146,7 +146,7 @@ def test_appending_a_month_leaves_earlier_months_byte_identical(tmp_path):
 def _params_file(tmp_path: Path, **data) -> Path:
     import yaml
 
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["data"].update(data)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -3,7 +3,7 @@ import yaml
 
 from demo.generate import generate_month, write_month
 from demo.load_warehouse import load_files, main
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TEST_PARAMS
 
 
 def _write_events(root, months=("2024-01", "2024-02"), rows=30):
@@ -29,12 +29,12 @@ def test_loads_every_file_into_a_fresh_table_with_nulls_kept(tmp_path):
 
 def test_cli_needs_a_url(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("WAREHOUSE_URL", raising=False)
-    assert main(["--params", str(REPO_ROOT / "params.yaml")]) == 2
+    assert main(["--params", str(TEST_PARAMS)]) == 2
     assert "WAREHOUSE_URL: not set" in capsys.readouterr().err
 
 
 def test_cli_with_no_matching_files_is_a_clear_error(tmp_path, capsys):
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     assert main(["--params", str(tmp_path / "params.yaml"), "--url", f"sqlite:///{tmp_path / 'x.db'}"]) == 2
     assert "warehouse.files: no files to load" in capsys.readouterr().err

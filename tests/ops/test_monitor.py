@@ -26,7 +26,7 @@ from ops.monitor.judge import EXIT_BREACH, MonitorParams
 from ops.monitor.run import main, run_monitor
 from pipeline.train import feature_schema, reference_statistics
 from tests.support.factories import default_params
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TEST_PARAMS
 
 SEED = 20240101
 VERSION = "aaaaaaaaaaaa"
@@ -261,7 +261,7 @@ def test_reads_a_postgresql_log(model_dir: Path, tmp_path: Path, postgres_url: s
 
 
 def write_params(tmp_path: Path, **overrides) -> Path:
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["monitor"].update(overrides)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")

@@ -15,7 +15,7 @@ from mlcore.errors import PipelineError
 from ops import project
 from ops.deliver import deploy, image
 from pipeline.config import load_params
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import REPO_ROOT, TEST_PARAMS
 from tests.support.project import rename_params, renamed_copy
 
 ENVIRONMENTS = ("staging", "production")
@@ -26,11 +26,6 @@ def kustomize(path: Path) -> list[dict]:
         ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=True
     ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
-
-
-def test_the_repository_agrees_with_its_params_yaml():
-    name = load_params(REPO_ROOT / "params.yaml").project
-    assert project.stale(name, REPO_ROOT) == [], "run `make project`"
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +99,7 @@ def test_a_second_write_changes_nothing(acme: Path):
 
 
 def test_check_names_the_files_a_rename_left_behind(tmp_path: Path, capsys):
-    shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(TEST_PARAMS, tmp_path / "params.yaml")
     shutil.copytree(REPO_ROOT / "deploy", tmp_path / "deploy")
     rename_params(tmp_path / "params.yaml", "acme", "Acme API")  # the edit, without `make project`
     code = project.main(["check", "--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)])
@@ -115,7 +110,7 @@ def test_check_names_the_files_a_rename_left_behind(tmp_path: Path, capsys):
 
 
 def test_a_file_whose_named_line_was_removed_gets_one_clear_error(tmp_path: Path, capsys):
-    shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(TEST_PARAMS, tmp_path / "params.yaml")
     shutil.copytree(REPO_ROOT / "deploy", tmp_path / "deploy")
     overlay = tmp_path / "deploy/k8s/overlays/staging/kustomization.yaml"
     overlay.write_text(
@@ -129,34 +124,8 @@ def test_a_file_whose_named_line_was_removed_gets_one_clear_error(tmp_path: Path
 @pytest.mark.parametrize("bad", ["Churn", "churn_api", "-churn", "churn-", "a" * 40, ""])
 def test_a_name_that_is_not_a_dns_label_is_refused(tmp_path: Path, bad: str):
     params = tmp_path / "params.yaml"
-    shutil.copy(REPO_ROOT / "params.yaml", params)
+    shutil.copy(TEST_PARAMS, params)
     text = params.read_text().replace("project:\n  name: ", f"project:\n  name: '{bad}'  # ", 1)
     params.write_text(text)
     with pytest.raises(PipelineError, match=r"project\.name: String should match pattern"):
         load_params(params)
-
-
-def test_the_service_name_appears_only_where_make_project_writes_it():
-    """One home: params.yaml. Elsewhere only the files ops.project writes (and dvc.lock, which records params)."""
-    current = load_params(REPO_ROOT / "params.yaml").project
-    forms = {project.service_name(current), project.alert_prefix(current)}
-    allowed = {"params.yaml", "dvc.lock"} | {
-        str(path.relative_to(REPO_ROOT)) for path in project.expected_files(current, REPO_ROOT)
-    }
-    tracked = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "ls-files", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    found = []
-    for rel in tracked:
-        path = REPO_ROOT / rel
-        if rel in allowed or not path.is_file():
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            continue
-        found += [f"{rel}: {form}" for form in forms if form in text]
-    assert found == []

@@ -3,15 +3,6 @@ import pytest
 from mlcore.errors import PipelineError
 from pipeline.config import load_params, parse_params
 from tests.support.factories import raw_params
-from tests.support.paths import REPO_ROOT
-
-
-def test_repository_params_load_with_typed_sections():
-    params = load_params(REPO_ROOT / "params.yaml")
-    assert params.schema.label == "churned"
-    assert "contract" in params.schema.categorical_features
-    assert "tenure_months" in params.schema.numeric_features
-    assert params.tune.n_trials >= 1
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from mlcore.errors import PipelineError
 from pipeline.evaluate import apply_gate, main
 from pipeline.train import run_train
 from tests.support.factories import make_snapshot, write_splits
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TEST_PARAMS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
     write_splits(make_snapshot(1500, seed=11), root / "prepared")
     (root / "best.json").write_text(json.dumps({"max_iter": 60}))
-    run_train(REPO_ROOT / "params.yaml", root / "prepared", root / "best.json", None, root / "model")
+    run_train(TEST_PARAMS, root / "prepared", root / "best.json", None, root / "model")
     return root
 
 
@@ -50,7 +50,7 @@ def _evaluate(root, params_path):
 
 
 def test_evaluate_writes_metrics_plots_and_passing_gate(trained):
-    assert _evaluate(trained, REPO_ROOT / "params.yaml") == 0
+    assert _evaluate(trained, TEST_PARAMS) == 0
     metrics = json.loads((trained / "metrics.json").read_text())
     for key in ("roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "n_test"):
         assert key in metrics
@@ -68,7 +68,7 @@ def test_evaluate_writes_metrics_plots_and_passing_gate(trained):
 def test_failed_gate_fails_the_stage_and_says_which_rule(trained, tmp_path, capsys):
     import yaml
 
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["evaluate"]["gate"]["roc_auc"] = 0.999
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(raw))

@@ -16,7 +16,7 @@ from pipeline import extract
 from pipeline.config import parse_params
 from pipeline.extract import extract_snapshot, main, parse_cutoff, training_window
 from pipeline.warehouse import open_warehouse, schema_types
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import REPO_ROOT, TEST_PARAMS
 
 MONTHS = month_range("2024-01", 3)
 
@@ -32,7 +32,7 @@ def events(tmp_path_factory):
 
 
 def _params(files, **extract_overrides):
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["warehouse"]["files"] = str(files)
     raw["extract"].update(extract_overrides)
     return parse_params(raw)
@@ -143,7 +143,7 @@ def test_missing_warehouse_files_name_the_key(tmp_path, monkeypatch):
 
 
 def _write_params(tmp_path, files, **extract_overrides):
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["warehouse"]["files"] = files
     raw["extract"].update(extract_overrides)
     path = tmp_path / "params.yaml"
@@ -229,7 +229,7 @@ def test_postgres_bad_query_or_empty_window_is_one_clear_error(
 
 
 def test_duckdb_memory_limit_is_validated_and_its_spill_directory_removed(events, tmp_path):
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["warehouse"]["duckdb_memory_limit"] = "a lot"
     with pytest.raises(PipelineError, match=r"warehouse\.duckdb_memory_limit"):
         parse_params(raw)

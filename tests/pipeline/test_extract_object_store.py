@@ -16,7 +16,7 @@ from mlcore.io import read_json
 from pipeline.config import parse_params
 from pipeline.extract import extract_snapshot, main
 from pipeline.warehouse import open_warehouse
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TEST_PARAMS
 
 _buckets = itertools.count()
 
@@ -75,7 +75,7 @@ def local_files(tmp_path_factory):
 
 
 def _params_file(tmp_path, files):
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["warehouse"]["files"] = files
     raw["extract"]["window_days"] = 60
     raw["extract"]["chunk_rows"] = 100
@@ -105,14 +105,14 @@ def test_object_store_files_give_the_snapshot_of_the_same_local_files(bucket, lo
 
 def test_no_object_matching_is_one_clear_error_naming_the_key(bucket, tmp_path):
     _, name = bucket
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["warehouse"]["files"] = f"s3://{name}/absent/*.parquet"
     with pytest.raises(PipelineError, match=r"^params\.yaml: warehouse\.files: .*absent"):
         open_warehouse(parse_params(raw), tmp_path)
 
 
 def test_a_scheme_without_a_filesystem_says_what_to_install(tmp_path):
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["warehouse"]["files"] = "nosuchstore://bucket/events/*.parquet"
     with pytest.raises(PipelineError, match=r"warehouse\.files: no filesystem for 'nosuchstore://'.*fsspec"):
         open_warehouse(parse_params(raw), tmp_path)
@@ -121,7 +121,7 @@ def test_a_scheme_without_a_filesystem_says_what_to_install(tmp_path):
 def test_the_function_api_reads_the_bucket_too(bucket, local_files, tmp_path):
     client, name = bucket
     client.upload_file(str(local_files / "2024-03.parquet"), name, "one/2024-03.parquet")
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["warehouse"]["files"] = f"s3://{name}/one/2024-03.parquet"
     params = parse_params(raw)
     warehouse = open_warehouse(params, tmp_path)

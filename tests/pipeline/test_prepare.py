@@ -6,7 +6,7 @@ from mlcore.errors import PipelineError
 from pipeline import extract, prepare, validate
 from pipeline.prepare import SPLITS, main, split_by_time, split_snapshot
 from tests.support.factories import default_params, make_snapshot, params_with, raw_params
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TEST_PARAMS
 
 
 def test_windows_are_ordered_in_time_with_no_overlap():
@@ -45,7 +45,7 @@ def test_cli_refuses_a_failed_validation(tmp_path, capsys):
     status = main(
         [
             "--params",
-            str(REPO_ROOT / "params.yaml"),
+            str(TEST_PARAMS),
             "--snapshot",
             str(snapshot),
             "--validation",

@@ -6,7 +6,7 @@ from mlcore.artifact import ArtifactError, derive_version, load_model
 from pipeline.sources import code_sha256
 from pipeline.train import run_train
 from tests.support.factories import make_snapshot, write_splits
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TEST_PARAMS
 
 HYPER = {
     "learning_rate": 0.1,
@@ -26,9 +26,7 @@ def inputs(tmp_path):
 
 
 def _train(inputs, out):
-    return run_train(
-        REPO_ROOT / "params.yaml", inputs / "prepared", inputs / "best.json", inputs / "data.json", out
-    )
+    return run_train(TEST_PARAMS, inputs / "prepared", inputs / "best.json", inputs / "data.json", out)
 
 
 def test_same_inputs_give_the_same_model_bytes(inputs, monkeypatch, tmp_path):

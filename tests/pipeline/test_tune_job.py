@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import REPO_ROOT, TEST_PARAMS
 
 TUNE_JOB = REPO_ROOT / "deploy" / "k8s" / "tune-job"
 
@@ -58,7 +58,7 @@ def test_job_runs_n_indexed_workers_with_the_storage_from_a_secret(rendered):
     assert storage["valueFrom"]["secretKeyRef"] == {"name": "optuna-storage", "key": "url"}
     assert container["args"][0].rstrip().endswith("exec make tune-worker")
     # One fit uses model.threads CPU(s): the pod asks for exactly that.
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params = yaml.safe_load(TEST_PARAMS.read_text())
     assert container["resources"]["requests"]["cpu"] == str(params["model"]["threads"])
 
 

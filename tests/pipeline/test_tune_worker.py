@@ -19,7 +19,7 @@ from pipeline.config import load_params
 from pipeline.tune import open_study, prepared_fingerprint, run_tune
 from pipeline.tune_worker import claim_trial, main, worker_index
 from tests.support.factories import make_snapshot
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TEST_PARAMS
 
 N_TRIALS = 8
 # A sequential run and two parallel workers sample different trials (distinct seeds); on this tiny data the
@@ -30,7 +30,7 @@ TOLERANCE = 0.02
 @pytest.fixture
 def project(tmp_path: Path) -> tuple[Path, Path]:
     """(params.yaml, prepared dir) for a tiny, fast search: 8 trials of small boosted trees on 600 rows."""
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(TEST_PARAMS.read_text())
     raw["tune"].update(n_trials=N_TRIALS, storage=f"sqlite:///{tmp_path}/studies.db")
     # the study is named after the project: a name of its own per test, a DNS label as project.name must be
     raw["project"]["name"] = f"t{os.getpid()}-{hashlib.sha256(tmp_path.name.encode()).hexdigest()[:12]}"

@@ -16,7 +16,7 @@ from pipeline.validate import (
     validate_snapshot,
 )
 from tests.support.factories import default_params, make_snapshot, params_with, raw_params
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TEST_PARAMS
 
 
 def test_clean_snapshot_passes():
@@ -71,9 +71,7 @@ def test_cli_fails_with_one_line_and_keeps_previous_report(tmp_path, capsys):
     df = make_snapshot(600)
     df.loc[7, "contract"] = "weekly"
     df.to_parquet(snapshot, index=False)
-    status = main(
-        ["--params", str(REPO_ROOT / "params.yaml"), "--snapshot", str(snapshot), "--out", str(out)]
-    )
+    status = main(["--params", str(TEST_PARAMS), "--snapshot", str(snapshot), "--out", str(out)])
     assert status == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {snapshot}: column 'contract' breaks rule 'isin(")
@@ -84,10 +82,7 @@ def test_cli_fails_with_one_line_and_keeps_previous_report(tmp_path, capsys):
 def test_cli_writes_report_on_success(tmp_path):
     snapshot, out = tmp_path / "snapshot.parquet", tmp_path / "validation.json"
     make_snapshot(600).to_parquet(snapshot, index=False)
-    assert (
-        main(["--params", str(REPO_ROOT / "params.yaml"), "--snapshot", str(snapshot), "--out", str(out)])
-        == 0
-    )
+    assert main(["--params", str(TEST_PARAMS), "--snapshot", str(snapshot), "--out", str(out)]) == 0
     assert '"passed": true' in out.read_text()
 
 
@@ -95,7 +90,7 @@ def test_unreadable_snapshot_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="cannot read snapshot"):
         from pipeline.validate import run_validate
 
-        run_validate(REPO_ROOT / "params.yaml", tmp_path / "absent.parquet", tmp_path / "out.json")
+        run_validate(TEST_PARAMS, tmp_path / "absent.parquet", tmp_path / "out.json")
 
 
 # --- a snapshot file read in chunks -------------------------------------------------------------------
@@ -217,9 +212,7 @@ def test_cli_names_the_snapshot_the_duplicate_count_and_an_example(tmp_path, cap
     snapshot, out = tmp_path / "snapshot.parquet", tmp_path / "validation.json"
     df = make_snapshot(600)
     _with_copies(df, [7]).to_parquet(snapshot, index=False)
-    status = main(
-        ["--params", str(REPO_ROOT / "params.yaml"), "--snapshot", str(snapshot), "--out", str(out)]
-    )
+    status = main(["--params", str(TEST_PARAMS), "--snapshot", str(snapshot), "--out", str(out)])
     assert status == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {snapshot}: table breaks rule '{DUPLICATE_RULE}")

@@ -1,4 +1,4 @@
-"""Tiny synthetic data that honours params.yaml's schema, for stage unit tests (no generator, no files)."""
+"""Tiny synthetic data that honours the test project's schema (tests/support/params.yaml), for stage unit tests."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Params, load_params
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import TEST_PARAMS
 
 
 def default_params() -> Params:
-    return load_params(REPO_ROOT / "params.yaml")
+    return load_params(TEST_PARAMS)
 
 
 def make_snapshot(n: int = 600, seed: int = 0, days: int = 360, end: str = "2025-12-31") -> pd.DataFrame:
@@ -55,7 +55,7 @@ def make_snapshot(n: int = 600, seed: int = 0, days: int = 360, end: str = "2025
 def raw_params() -> dict:
     import yaml
 
-    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    return yaml.safe_load(TEST_PARAMS.read_text())
 
 
 def params_with(overrides: dict | None = None) -> Params:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ops import project
 from pipeline.config import load_params
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import REPO_ROOT, TEST_PARAMS
 
 
 def rename_params(params: Path, name: str, title: str) -> None:
@@ -22,8 +22,8 @@ def rename_params(params: Path, name: str, title: str) -> None:
 
 
 def renamed_copy(dest: Path, name: str, title: str = "Acme risk API") -> Path:
-    """params.yaml and deploy/ copied to `dest`, renamed to `name` and propagated; returns `dest`."""
-    shutil.copy(REPO_ROOT / "params.yaml", dest / "params.yaml")
+    """The test project's params and this repository's deploy/ copied to `dest`, renamed to `name` and propagated; returns `dest`."""
+    shutil.copy(TEST_PARAMS, dest / "params.yaml")
     shutil.copytree(REPO_ROOT / "deploy", dest / "deploy")
     rename_params(dest / "params.yaml", name, title)
     project.write(load_params(dest / "params.yaml").project, dest)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import REPO_ROOT, TEST_PARAMS
 
 BIN = Path(sys.executable).parent
 
@@ -68,13 +68,13 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def project_params(override: dict[str, Any] | None = None) -> dict[str, Any]:
-    """This repository's params.yaml (anchors resolved), merged with `override`."""
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    """The test project's params (tests/support/params.yaml, never the repository's), merged with `override`."""
+    params = yaml.safe_load(TEST_PARAMS.read_text(encoding="utf-8"))
     return merge(params, override or {})
 
 
 def tiny_params() -> dict[str, Any]:
-    """The project's params.yaml, shrunk: five months of 700 rows, no search, short windows."""
+    """The test project's params, shrunk: five months of 700 rows, no search, short windows."""
     params = project_params()
     params["data"].update(start_month="2025-01", months=5, rows_per_month=700)
     params["extract"]["window_days"] = 400
@@ -92,14 +92,16 @@ def write_params(repo: Path, params: dict[str, Any]) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
-def copy_tracked(dest: Path, skip: tuple[str, ...] = ("data/", "docs/")) -> Path:
-    """The files git tracks here (not those under `skip`), copied to `dest`: a clone without history."""
+def copy_tracked(dest: Path, skip: tuple[str, ...] = ("data/", "data.dvc", "docs/")) -> Path:
+    """The files git tracks here (not those under `skip`), copied to `dest`: a clone without history, with the
+    test project's params as its params.yaml (the repository's own params.yaml and data never reach a copy)."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True).stdout
     for rel in filter(None, files.decode().split("\0")):
         src = REPO_ROOT / rel
         if src.is_file() and not rel.startswith(skip):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+    shutil.copy2(TEST_PARAMS, dest / "params.yaml")
     return dest
 
 

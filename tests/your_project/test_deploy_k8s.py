@@ -1,4 +1,5 @@
-"""The Kubernetes overlays render, validate offline against the API schemas, and match what the app serves."""
+"""YOUR deploy/: the Kubernetes overlays render, validate offline against the API schemas, and match what the
+app serves."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ OVERLAYS = REPO_ROOT / "deploy" / "k8s" / "overlays"
 ENVIRONMENTS = ["staging", "production"]
 DIGEST = "ghcr.io/acme/model@sha256:" + "ab" * 32
 # The repository's overlays carry its project name (ops.project writes it; tests/ops/test_project.py renames it).
-NAME = load_params(REPO_ROOT / "params.yaml").project.name
+NAME = load_params(REPO_ROOT / "params.yaml").project.name  # YOUR project's params.yaml
 
 
 @pytest.fixture(scope="module", params=ENVIRONMENTS)
