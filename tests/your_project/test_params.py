@@ -20,14 +20,14 @@ def test_the_project_params_load_with_typed_sections():
     features = set(schema.categorical_features) | set(schema.numeric_features)
     assert features, "params.yaml schema: no features"
     assert not features & {schema.label, schema.id_column, schema.time_column}
-    assert params.tune.n_trials >= 1
 
 
-def test_the_project_params_carry_the_report_tolerances() -> None:
+def test_the_project_params_carry_valid_report_tolerances() -> None:
+    # Any metrics the project chooses, but each a known metric with a non-negative tolerance (a negative one
+    # would fail every pull request).
     params = yaml.safe_load(PARAMS.read_text())
-    policy = gate.ReportParams.model_validate(params["report"])
-    assert set(policy.max_regression) >= {"roc_auc", "pr_auc", "f1"}
-    assert all(0 < tolerance < 0.1 for tolerance in policy.max_regression.values())
+    policy = gate.ReportParams.model_validate(params.get("report") or {})
+    assert all(tolerance >= 0 for tolerance in policy.max_regression.values()), policy.max_regression
 
 
 def test_data_dvc_is_what_params_yaml_data_regenerate_rebuilds(tmp_path):
