@@ -21,7 +21,7 @@ from demo.generate import generate_month, write_month
 from demo.load_warehouse import load_files
 from tests.ops.test_monitor import SEED, create_log, replay, served_metadata
 from tests.support.act_runner import REPOSITORY, ActRun, run_job
-from tests.support.repo import tiny_params, write_params
+from tests.support.repo import project_params, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -157,8 +157,9 @@ def test_deploy_with_a_cluster_credential_rolls_out_smoke_tests_and_tags_the_dep
 
 
 def tiny_pipeline(repo: Path) -> None:
-    """params.yaml for a pipeline of seconds (3 trials, small trees, 8 months of 300 rows) and its data.dvc."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    """The test project's params (never the fork's) for a pipeline of seconds (3 trials, small trees, 8 months of
+    300 rows) and its data.dvc."""
+    params = project_params()
     params["data"].update(months=8, rows_per_month=300)
     params["tune"].update(n_trials=3)
     params["tune"]["search_space"]["max_iter"] = {"type": "int", "low": 10, "high": 30, "step": 10}
@@ -209,6 +210,27 @@ def test_ci_pipeline_job_on_a_pull_request_uploads_the_report_that_pr_comment_po
         check=True,
     ).stdout.split()
     assert f"pr-7/{HEAD}/roc.png" in images
+
+
+def own_data_without_remote(repo: Path) -> None:
+    """A fork after adopting its own data: data.dvc records data no cache or remote here holds, and params.yaml
+    has no data.regenerate (a pull request's CI job, which holds no credential for the remote)."""
+    tiny_pipeline(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    del params["data"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_ci_pipeline_job_without_access_to_the_data_skips_the_pipeline_with_a_warning(tmp_path: Path) -> None:
+    event = {"pull_request": {"number": 8, "head": {"sha": HEAD}}}
+    ci = run_job(
+        "ci.yaml", "pipeline", "pull_request", event, tmp_path / "ci", prepare=own_data_without_remote
+    )
+    assert_succeeded(ci)  # not a red check on every pull request of a fork with its own data ...
+    assert "Success - Main Data (make data-or-skip)" in ci.log
+    assert "The pipeline did not run" in ci.log  # ... but a warning saying why, and what runs instead
+    assert "Main Pipeline (make run)" not in ci.log  # skipped: act does not even start the step
+    assert not any(ci.artifacts.rglob("verdict.json"))
 
 
 # --------------------------------------------------------------------------------------------- monitor.yaml

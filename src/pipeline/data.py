@@ -118,12 +118,16 @@ def ensure_data(
         return "regenerate"
 
 
+class DataUnavailable(PipelineError):
+    """data.dvc's version is in no cache, no remote provided it and nothing can rebuild it."""
+
+
 def regenerate_command(params_path: Path, out: Path) -> list[str]:
     """params.yaml `data.regenerate` as argv for `out`; an error naming the ways to get data when there is none."""
     section = load_params(params_path).data
     command = section.regenerate.strip() if section else ""
     if not command:
-        raise PipelineError(
+        raise DataUnavailable(
             "data/: not in the DVC cache and no DVC remote provided it, and params.yaml has no "
             "data.regenerate command: configure a remote (`dvc remote add -d <name> <url>`, see docs/data.md) "
             "and `dvc push` from a machine that has the data, or set data.regenerate to a command that "

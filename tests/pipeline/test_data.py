@@ -8,7 +8,7 @@ import yaml
 
 from demo.generate import demo_params, generate_dataset
 from mlcore.errors import PipelineError
-from pipeline.data import dir_md5, ensure_data, main
+from pipeline.data import DataUnavailable, dir_md5, ensure_data, main
 from tests.support.paths import TEST_PARAMS
 
 
@@ -118,7 +118,7 @@ def _set_data_section(root: Path, section: dict | None) -> None:
 
 def test_without_the_demo_section_and_no_remote_data_is_an_error_naming_the_ways_to_get_it(repo):
     _set_data_section(repo, None)  # a fork that deleted src/demo and params.yaml `data`
-    with pytest.raises(PipelineError, match=r"no DVC remote provided it.*`dvc remote add -d") as err:
+    with pytest.raises(DataUnavailable, match=r"no DVC remote provided it.*`dvc remote add -d") as err:
         ensure_data(repo, progress=lambda _: None)
     assert "data.regenerate" in str(err.value)
     assert not (repo / "data").exists() and not list(repo.glob(".data-regenerate-*"))
