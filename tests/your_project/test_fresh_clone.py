@@ -14,7 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
+from pipeline.config import load_params
 from tests.support.paths import REPO_ROOT
 from tests.support.repo import documented_overrides
 
@@ -42,6 +44,27 @@ def test_make_run_on_a_fresh_clone_reproduces_main_and_retrains(tmp_path: Path) 
     clone = tmp_path / "clone"
     ok(run(tmp_path, "git", "clone", "-q", str(REPO_ROOT), str(clone)))
 
+    if load_params(REPO_ROOT / "params.yaml").data is None:  # your own data: nothing in the clone rebuilds it
+        if not _data_in_cache(REPO_ROOT):
+            # No cache holds it here (a CI job without the remote's credential): the clone must stop at once with
+            # the one line naming the ways to get the data, never run on other data.
+            failed = run(clone, "make", "run")
+            assert failed.returncode != 0
+            assert "no DVC remote provided it" in failed.stderr and "dvc remote add" in failed.stderr
+            assert not (clone / "model").exists()
+            return
+        # A teammate with a shared DVC cache: the clone reads this checkout's (`--local`: nothing tracked changes).
+        ok(
+            run(
+                clone,
+                str(REPO_ROOT / ".venv/bin/dvc"),
+                "cache",
+                "dir",
+                "--local",
+                str(REPO_ROOT / ".dvc/cache"),
+            )
+        )
+
     summary = ok(run(clone, "make", "run")).stdout
 
     assert "== Pipeline summary ==" in summary
@@ -56,3 +79,9 @@ def test_make_run_on_a_fresh_clone_reproduces_main_and_retrains(tmp_path: Path) 
     decision = json.loads((clone / "retrain" / "decision.json").read_text(encoding="utf-8"))
     assert decision["decision"] == "skip"  # no new data since the champion: nothing to propose
     assert decision["champion"]["source"].startswith("main (")
+
+
+def _data_in_cache(root: Path) -> bool:
+    """Whether root's DVC cache holds the directory data.dvc records (its .dir manifest)."""
+    md5 = yaml.safe_load((root / "data.dvc").read_text(encoding="utf-8"))["outs"][0]["md5"]
+    return (root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]).is_file()
