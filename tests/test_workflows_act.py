@@ -171,10 +171,21 @@ def tiny_pipeline(repo: Path) -> None:
     subprocess.run([str(bin_dir / "dvc"), "add", "-q", "data"], cwd=repo, check=True)
 
 
+def better_base(repo: Path) -> None:
+    """The base the pull request is compared with: the test project's params and a model far better than the tiny
+    one (its committed metrics), whatever project this repository has become."""
+    write_params(repo, project_params())
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    metrics.update(roc_auc=0.99, pr_auc=0.95, f1=0.95, recall=0.95)
+    (repo / "metrics/evaluate.json").write_text(json.dumps(metrics))
+
+
 def test_ci_pipeline_job_on_a_pull_request_uploads_the_report_that_pr_comment_posts(tmp_path: Path) -> None:
     event = {"pull_request": {"number": 7, "head": {"sha": HEAD}}}
-    ci = run_job("ci.yaml", "pipeline", "pull_request", event, tmp_path / "ci", prepare=tiny_pipeline)
-    # The tiny model is worse than the one main committed: the gate fails the job (a red required check) ...
+    ci = run_job(
+        "ci.yaml", "pipeline", "pull_request", event, tmp_path / "ci", prepare=tiny_pipeline, base=better_base
+    )
+    # The tiny model is worse than the base's: the gate fails the job (a red required check) ...
     assert ci.returncode != 0
     assert "Failure - Main Report and gate (make report)" in ci.log
     assert "Success - Main Pipeline (make run)" in ci.log

