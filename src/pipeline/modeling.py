@@ -61,7 +61,7 @@ def select_hyperparameters(model: ModelParams, overrides: dict[str, Any] | None 
     the search space suggests ints, a YAML integer stays one)."""
     merged = {**model.defaults, **(overrides or {})}
     if model.type == SKLEARN:
-        valid = resolve_estimator(model)().get_params()
+        valid = estimator_parameters(model)
         unknown = sorted(set(merged) - set(valid))
         if unknown:
             raise PipelineError(
@@ -182,11 +182,22 @@ def resolve_estimator(model: ModelParams) -> type:
     return cls
 
 
+def estimator_parameters(model: ModelParams) -> dict[str, Any]:
+    """The parameters (`get_params()`, with their defaults) of params.yaml `model.estimator`."""
+    try:
+        return resolve_estimator(model)().get_params()
+    except TypeError as exc:
+        raise PipelineError(
+            f"params.yaml: model.estimator: '{model.estimator}' needs a base estimator or other arguments "
+            f"params.yaml cannot give ({exc}; register a type in src/pipeline/modeling.py MODEL_TYPES)"
+        ) from None
+
+
 def sklearn_classifier(schema: SchemaParams, model: ModelParams, hp: dict[str, Any]) -> Pipeline:
     """params.yaml `model.estimator` behind `logistic_regression`'s preprocessing (median impute + scale,
     constant impute + one-hot)."""
     cls = resolve_estimator(model)
-    takes = cls().get_params()
+    takes = estimator_parameters(model)
     given = {
         **({"class_weight": _class_weight(model)} if "class_weight" in takes else {}),
         **({"random_state": model.seed} if "random_state" in takes else {}),
@@ -229,7 +240,7 @@ MODEL_TYPES: dict[str, ModelType] = {
 
 def model_type(model: ModelParams) -> ModelType:
     if model.type == SKLEARN:
-        return ModelType(sklearn_classifier, tuple(resolve_estimator(model)().get_params()))
+        return ModelType(sklearn_classifier, tuple(estimator_parameters(model)))
     try:
         return MODEL_TYPES[model.type]
     except KeyError:
