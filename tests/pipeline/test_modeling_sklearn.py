@@ -155,3 +155,42 @@ def test_survey_of_scikit_learn_classifiers(tmp_path):
     for name, why in refused.items():
         assert NOT_WITH_DEFAULTS[name] in why, (name, why)
     assert len(outcome) - len(refused) >= 15
+
+
+FOREST_SEARCH = {
+    "max_depth": {"type": "int", "low": 2, "high": 8},
+    "max_features": {"type": "float", "low": 0.3, "high": 1.0},
+}
+
+
+def _tune(tmp_path, search_space):
+    from pipeline.tune import run_tune
+    from tests.support.factories import write_splits
+
+    prepared = tmp_path / "prepared"
+    write_splits(make_snapshot(600, seed=3), prepared)
+    params = params_with(
+        {
+            "model.type": "sklearn",
+            "model.estimator": "sklearn.ensemble.RandomForestClassifier",
+            "model.defaults": {"n_estimators": 10},
+            "tune.n_trials": 3,
+            "tune.storage": f"sqlite:///{tmp_path}/tune.db",
+            "tune.search_space": search_space,
+        }
+    )
+    out = tmp_path / "tune"
+    return run_tune(params, prepared, out, out / "tune.json", out / "history.png", log_trials=False)
+
+
+def test_tuning_searches_the_declared_estimator(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    best = _tune(tmp_path, FOREST_SEARCH)["hyperparameters"]
+    assert set(best) == {"n_estimators", "max_depth", "max_features"}
+    assert isinstance(best["max_depth"], int) and isinstance(best["max_features"], float)
+
+
+def test_a_search_space_key_the_estimator_lacks_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    with pytest.raises(PipelineError, match=r"\['learning_rate'\] are not parameters of .*RandomForest"):
+        _tune(tmp_path, {**FOREST_SEARCH, "learning_rate": {"type": "float", "low": 0.01, "high": 0.3}})
