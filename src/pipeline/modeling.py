@@ -241,6 +241,11 @@ MODEL_TYPES: dict[str, ModelType] = {
 def model_type(model: ModelParams) -> ModelType:
     if model.type == SKLEARN:
         return ModelType(sklearn_classifier, tuple(estimator_parameters(model)))
+    if model.estimator:
+        raise PipelineError(
+            f"params.yaml: model.estimator: only read with model.type: {SKLEARN} (model.type is "
+            f"'{model.type}': remove model.estimator or set model.type: {SKLEARN})"
+        )
     try:
         return MODEL_TYPES[model.type]
     except KeyError:

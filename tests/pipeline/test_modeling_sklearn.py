@@ -99,6 +99,14 @@ def test_a_wrong_estimator_gets_one_clear_message(estimator, message):
     )
 
 
+def test_an_estimator_with_another_model_type_is_not_silently_ignored():
+    params = params_with({"model.estimator": "sklearn.ensemble.RandomForestClassifier"})
+    with pytest.raises(
+        PipelineError, match=r"only read with model.type: sklearn \(model.type is 'hist_gradient"
+    ):
+        build_pipeline(params.schema, params.model, {})
+
+
 def test_settings_without_predict_proba_are_refused():
     params = _model("sklearn.svm.SVC", {})
     with pytest.raises(PipelineError, match=r"has no predict_proba .*SVC probability: true"):
