@@ -3,10 +3,17 @@
 What loading trusts, and why:
 - **Types**: skops builds only the types a file names, but a type name is not a safe unit by itself: an
   allow-listed transformer can hold any callable (`FunctionTransformer(func=builtins.eval)`). So every type a
-  file names (classes, functions, types; skops's own defaults included) must be in `TRUSTED_TYPES`, an exact list
-  of what the project's registered estimators serialise (`pipeline.modeling.MODEL_TYPES`; a test fits each one and
-  proves it needs nothing else). `save_model` refuses to write a model that needs more, so a new estimator fails
-  at training with the names to add here, not at serving.
+  file names (classes, functions, types; skops's own defaults included) must pass `is_trusted`, and `sio.loads`
+  is given exactly those names. Trusted are: the exact `TRUSTED_TYPES` (containers, numpy values, the two
+  functions HistGradientBoosting needs) and `SKLEARN_INTERNALS` (a tree's nodes, random states, optimisers), and
+  any `sklearn.<module>.<Class>` that is a *class subclassing BaseEstimator* in an importable, non-test module
+  of the installed scikit-learn. Why that is safe: building an estimator class runs only scikit-learn's own
+  code (`__new__` + `__setstate__`, no user callable); every callable or object it holds is named in the file
+  too and checked on its own, so a function (`builtins.eval`, `os.system`, `numpy.load`,
+  `sklearn.datasets.fetch_openml`) or a non-estimator class is refused wherever it hides. Never a prefix:
+  `builtins.` or `numpy.` would admit eval or numpy.load. Importing a named sklearn module runs only library
+  code already installed with the service (test modules excluded); a name that fails to import is refused.
+  `save_model` refuses to write a model that needs more, so a new estimator fails at training, not at serving.
 - **Trees**: HistGradientBoosting's compiled predictor follows node indices without bounds checks;
   `mlcore.trees.check_tree_arrays` checks them before the model serves.
 - **Version**: `model_version` is the hash of metadata.json's content, which records the model file's sha256:
@@ -22,9 +29,12 @@ This module is imported by the serving app, so it depends only on the serving re
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import io
 import json
 import re
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -38,9 +48,9 @@ METADATA_FILE = "metadata.json"
 _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # skops refers to objects by id() ("__id__": 1406...) and names array files after it ("1406....npy").
 _OBJECT_REFERENCE = re.compile(r'("__id__": |"file": ")(\d+)(\.npy"|(?=[,}\s]))')
-# Every type a model file may name, exactly: what the estimators registered in pipeline.modeling.MODEL_TYPES
-# serialise with the pinned scikit-learn (tests/pipeline/test_modeling.py proves it for each registered type).
-# Never a prefix: `builtins.` or `numpy.` would admit eval or numpy.load. A new estimator's types go here.
+# Types a model file may name, exactly, besides scikit-learn's estimator classes (`is_trusted`): what skops writes
+# for any object and the non-estimator parts of the registered estimators (tests/pipeline/test_modeling.py).
+# Never a prefix: `builtins.` or `numpy.` would admit eval or numpy.load. Another library's types go here.
 TRUSTED_TYPES = frozenset(
     {
         # containers and values skops writes for any object
@@ -77,6 +87,45 @@ TRUSTED_TYPES = frozenset(
         "sklearn._loss.loss.HalfBinomialLoss",
     }
 )
+
+
+# Internals the scikit-learn classifiers keep in their fitted state that are not estimators themselves (a tree's
+# node arrays, loss and link objects, random states): exact names, checked by tests/mlcore/test_artifact_generic.py.
+SKLEARN_INTERNALS = frozenset(
+    {
+        "numpy.int64",  # tree ensembles' counts
+        "numpy.random.mtrand.RandomState",  # GradientBoosting, MLP
+        "sklearn.tree._tree.Tree",  # every tree model's nodes (bounds-checked by mlcore.trees)
+        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # MLP
+        "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",  # MLP solver="sgd"
+        "sklearn.calibration._CalibratedClassifier",  # CalibratedClassifierCV's fitted parts
+    }
+)
+# Modules a file may never make skops import, however they are spelled: test code is not part of the library.
+_NEVER_MODULES = frozenset({"tests", "conftest", "_testing"})
+
+
+def is_trusted(name: str) -> bool:
+    """Whether a model file may name type `name`: one of the exact `TRUSTED_TYPES` / `SKLEARN_INTERNALS`, or
+    `sklearn.<module>.<Class>` where the module imports (outside test code) and the attribute is a class that
+    subclasses scikit-learn's BaseEstimator. Functions, non-estimator classes and anything outside sklearn. are
+    refused; any failure to import or resolve refuses."""
+    if name in TRUSTED_TYPES or name in SKLEARN_INTERNALS:
+        return True
+    module_name, _, attribute = name.rpartition(".")
+    parts = module_name.split(".")
+    if parts[0] != "sklearn" or len(parts) < 2 or not attribute or _NEVER_MODULES & set(parts):
+        return False
+    if not all(part.isidentifier() for part in [*parts, attribute]):
+        return False
+    try:
+        module = sys.modules.get(module_name) or importlib.import_module(module_name)
+        from sklearn.base import BaseEstimator
+
+        candidate = getattr(module, attribute)
+        return inspect.isclass(candidate) and issubclass(candidate, BaseEstimator)
+    except Exception:  # a name that cannot be resolved is refused, whatever the reason
+        return False
 
 
 class ArtifactError(PipelineError):
@@ -140,7 +189,7 @@ def types_in(data: bytes) -> list[str]:
 
 
 def untrusted_types(data: bytes) -> list[str]:
-    return [t for t in types_in(data) if t not in TRUSTED_TYPES]
+    return [t for t in types_in(data) if not is_trusted(t)]
 
 
 def derive_version(metadata: dict[str, Any]) -> str:
@@ -171,15 +220,15 @@ def seal_metadata(metadata: dict[str, Any], data: bytes) -> dict[str, Any]:
 def save_model(estimator: Any, metadata: dict[str, Any], model_dir: str | Path) -> dict[str, Any]:
     """Write model.skops and metadata.json (atomically); returns the metadata as written (`seal_metadata`).
 
-    Refuses a model that names a type outside `TRUSTED_TYPES`: it could not be loaded."""
+    Refuses a model that names a type `is_trusted` refuses: it could not be loaded."""
     from mlcore.io import write_bytes, write_json
 
     data = dumps_deterministic(estimator)
     refused = untrusted_types(data)
     if refused:
         raise ArtifactError(
-            f"the fitted model uses types outside mlcore.artifact.TRUSTED_TYPES: {refused} (if they belong to "
-            "an estimator registered in pipeline.modeling.MODEL_TYPES, add their exact names there)"
+            f"the fitted model uses types mlcore.artifact does not trust: {refused} (if they belong to a "
+            "library you use on purpose, add their exact names to mlcore.artifact.TRUSTED_TYPES)"
         )
     sealed = seal_metadata(metadata, data)
     model_dir = Path(model_dir)
@@ -205,7 +254,7 @@ def load_metadata(model_dir: str | Path) -> dict[str, Any]:
 
 def load_model(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
     """Load and verify the model: file present, its sha256 and metadata.json's content as `model_version`
-    records, only `TRUSTED_TYPES`, tree arrays in bounds. The metadata returned carries the derived version."""
+    records, only trusted types (`is_trusted`), tree arrays in bounds. The metadata returned carries the derived version."""
     import skops.io as sio
 
     model_dir = Path(model_dir)
@@ -236,7 +285,8 @@ def load_model(model_dir: str | Path) -> tuple[Any, dict[str, Any]]:
     if refused:
         raise ArtifactError(f"{path}: refusing to load untrusted types {refused}")
     try:
-        estimator = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
+        # Exactly the types this file names, each of which passed is_trusted above.
+        estimator = sio.loads(data, trusted=types_in(data))
     except Exception as exc:  # a damaged schema fails deep inside skops in many ways; report them as one
         raise ArtifactError(f"{path}: not a loadable skops file ({type(exc).__name__}: {exc})") from exc
     try:

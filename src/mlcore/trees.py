@@ -8,6 +8,9 @@ file could make it read outside its arrays or loop forever. A model trained by s
 - a split's feature is one of the model's input columns, and a categorical split is on a categorical feature
   whose bitset row exists; a numeric split has a threshold that is a number and a bin below the feature's bins;
 - a leaf's value is finite; the known categories of a categorical feature are whole numbers in 0..255.
+The decision trees of every other tree model (`sklearn.tree._tree.Tree`: forests, extra trees, gradient boosting,
+AdaBoost, bagging) are walked the same way by compiled code: each split's children must come after it and inside
+the node array, and its feature must be one of the tree's input columns.
 `check_tree_arrays` raises `TreeError` naming the first rule broken.
 """
 
@@ -29,6 +32,52 @@ def check_tree_arrays(estimator: Any) -> None:
     for part in _parts(estimator):
         if isinstance(part, HistGradientBoostingClassifier):
             _check_classifier(part)
+    for tree in _decision_trees(estimator):
+        _check_decision_tree(tree)
+
+
+def _decision_trees(estimator: Any) -> list[Any]:
+    """Every sklearn.tree._tree.Tree reachable from `estimator` through attributes, lists, dicts and arrays."""
+    from sklearn.tree._tree import Tree
+
+    found, seen, pending = [], set(), [estimator]
+    while pending:
+        obj = pending.pop()
+        if id(obj) in seen or isinstance(obj, str | bytes | int | float | type(None)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Tree):
+            found.append(obj)
+        elif isinstance(obj, np.ndarray):
+            if obj.dtype == object:
+                pending.extend(obj.ravel().tolist())
+        elif isinstance(obj, dict):
+            pending.extend(obj.values())
+        elif isinstance(obj, list | tuple | set):
+            pending.extend(obj)
+        elif hasattr(obj, "__dict__"):
+            pending.extend(vars(obj).values())
+    return found
+
+
+def _check_decision_tree(tree: Any) -> None:
+    n, n_features = int(tree.node_count), int(tree.n_features)
+    if n < 1 or n_features < 1:
+        raise TreeError("a decision tree must have nodes and input columns")
+    left, right = tree.children_left.astype(np.int64), tree.children_right.astype(np.int64)
+    feature, ids = tree.feature.astype(np.int64), np.arange(n)
+    leaf = (left == -1) & (right == -1)
+    for name, child in (("left", left), ("right", right)):
+        bad = np.flatnonzero(~leaf & ((child <= ids) | (child >= n)))
+        if len(bad):
+            raise TreeError(
+                f"decision tree node {bad[0]}: {name} child {child[bad[0]]} must come after it, inside its {n} nodes"
+            )
+    bad = np.flatnonzero(~leaf & ((feature < 0) | (feature >= n_features)))
+    if len(bad):
+        raise TreeError(
+            f"decision tree node {bad[0]}: feature {feature[bad[0]]} outside its {n_features} input columns"
+        )
 
 
 def _parts(estimator: Any) -> list[Any]:

@@ -111,10 +111,12 @@ class PrepareParams(Section):
 
 class ModelParams(Section):
     type: str  # a key of pipeline.modeling.MODEL_TYPES (checked there, where the types are registered)
+    # With `type: sklearn`: the classifier's dotted path, e.g. sklearn.ensemble.RandomForestClassifier.
+    estimator: str | None = None
     seed: int
     class_weight: Literal["balanced", "none"] = "balanced"
     threads: int = Field(ge=1)
-    defaults: dict[str, float | int]
+    defaults: dict[str, bool | int | float | str]
 
 
 class SearchDimension(Section):

@@ -1,14 +1,20 @@
 """The model: one scikit-learn Pipeline (preprocessing + estimator) built from params.yaml.
 
-Swap in your own model here: `MODEL_TYPES` registers each `model.type` params.yaml may name, with the function
-that builds it and the hyperparameters it takes; nothing else names an estimator. A builder returns an
-estimator with `fit(X, y)` and `predict_proba(X)` on a DataFrame of the schema's feature columns. Then set
-params.yaml `model` (type, defaults) and `tune.search_space`. A library other than scikit-learn also needs its
-exact type names in mlcore.artifact.TRUSTED_TYPES and its package in requirements/serve.in and pipeline.in.
+Your own model: any scikit-learn classifier with `predict_proba` needs no code. Set params.yaml
+`model.type: sklearn`, `model.estimator: sklearn.ensemble.RandomForestClassifier` (its dotted path), its
+`model.defaults` and `tune.search_space` (keys are the estimator's `get_params()` names, checked); `sklearn`
+below resolves it, adds the preprocessing `logistic_regression` uses and passes `class_weight` and the seed
+(`random_state`) when the estimator takes them. mlcore.artifact trusts the scikit-learn estimator classes it
+serialises, so serving follows. `MODEL_TYPES` registers the types with hand-written preprocessing; register
+one here for custom preprocessing or a library other than scikit-learn (that also needs its exact type names
+in mlcore.artifact.TRUSTED_TYPES and its package in requirements/serve.in and pipeline.in). A builder returns
+an estimator with `fit(X, y)` and `predict_proba(X)` on a DataFrame of the schema's feature columns.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -16,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -48,8 +55,20 @@ def features_frame(df: pd.DataFrame, schema: SchemaParams) -> pd.DataFrame:
 
 
 def select_hyperparameters(model: ModelParams, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults from params.yaml `model.defaults`, overridden by tuned values, for this model type only."""
+    """Defaults from params.yaml `model.defaults`, overridden by tuned values, for this model type only.
+
+    `sklearn`: every key must be one of the estimator's parameters; values keep their type (an int dimension of
+    the search space suggests ints, a YAML integer stays one)."""
     merged = {**model.defaults, **(overrides or {})}
+    if model.type == SKLEARN:
+        valid = estimator_parameters(model)
+        unknown = sorted(set(merged) - set(valid))
+        if unknown:
+            raise PipelineError(
+                f"params.yaml: model.defaults / tune.search_space: {unknown} are not parameters of "
+                f"{model.estimator} (valid: {sorted(valid)})"
+            )
+        return dict(merged)
     spec = model_type(model)
     return {
         k: (int(merged[k]) if k in spec.integers else float(merged[k]))
@@ -98,10 +117,10 @@ def hist_gradient_boosting(schema: SchemaParams, model: ModelParams, hp: dict[st
     return Pipeline([("preprocess", preprocess), ("classifier", estimator)])
 
 
-def logistic_regression(schema: SchemaParams, model: ModelParams, hp: dict[str, Any]) -> Pipeline:
+def _impute_scale_one_hot(schema: SchemaParams) -> ColumnTransformer:
     numeric, categorical = schema.numeric_features, schema.categorical_features
     categories = [list(schema.features[name].allowed or []) for name in categorical]
-    preprocess = ColumnTransformer(
+    return ColumnTransformer(
         [
             (
                 "num",
@@ -121,10 +140,79 @@ def logistic_regression(schema: SchemaParams, model: ModelParams, hp: dict[str, 
         ],
         verbose_feature_names_out=False,
     )
+
+
+def logistic_regression(schema: SchemaParams, model: ModelParams, hp: dict[str, Any]) -> Pipeline:
+    preprocess = _impute_scale_one_hot(schema)
     estimator = LogisticRegression(
         class_weight=_class_weight(model), random_state=model.seed, max_iter=2000, **hp
     )
     return Pipeline([("preprocess", preprocess), ("classifier", estimator)])
+
+
+SKLEARN = "sklearn"
+
+
+def resolve_estimator(model: ModelParams) -> type:
+    """The class params.yaml `model.estimator` names: a scikit-learn classifier with `predict_proba`."""
+    path = model.estimator
+    fix = "name a scikit-learn classifier class, e.g. sklearn.ensemble.RandomForestClassifier"
+    where = "params.yaml: model.estimator"
+    if not path:
+        raise PipelineError(f"{where}: required with model.type: {SKLEARN} ({fix})")
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name.startswith("sklearn.") or not class_name:
+        raise PipelineError(
+            f"{where}: '{path}' is not under sklearn. ({fix}; another library needs its own "
+            "type in src/pipeline/modeling.py MODEL_TYPES)"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PipelineError(f"{where}: cannot import module '{module_name}' ({exc}; {fix})") from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise PipelineError(f"{where}: '{module_name}' has no '{class_name}' ({fix})")
+    if not inspect.isclass(cls) or not issubclass(cls, BaseEstimator):
+        raise PipelineError(f"{where}: '{path}' is not an estimator class ({fix})")
+    if not issubclass(cls, ClassifierMixin):
+        raise PipelineError(f"{where}: '{path}' is not a classifier ({fix})")
+    if not hasattr(cls, "predict_proba"):
+        raise PipelineError(f"{where}: '{path}' has no predict_proba ({fix} that predicts probabilities)")
+    return cls
+
+
+def estimator_parameters(model: ModelParams) -> dict[str, Any]:
+    """The parameters (`get_params()`, with their defaults) of params.yaml `model.estimator`."""
+    try:
+        return resolve_estimator(model)().get_params()
+    except TypeError as exc:
+        raise PipelineError(
+            f"params.yaml: model.estimator: '{model.estimator}' needs a base estimator or other arguments "
+            f"params.yaml cannot give ({exc}; register a type in src/pipeline/modeling.py MODEL_TYPES)"
+        ) from None
+
+
+def sklearn_classifier(schema: SchemaParams, model: ModelParams, hp: dict[str, Any]) -> Pipeline:
+    """params.yaml `model.estimator` behind `logistic_regression`'s preprocessing (median impute + scale,
+    constant impute + one-hot)."""
+    cls = resolve_estimator(model)
+    takes = estimator_parameters(model)
+    given = {
+        **({"class_weight": _class_weight(model)} if "class_weight" in takes else {}),
+        **({"random_state": model.seed} if "random_state" in takes else {}),
+        **hp,
+    }
+    try:
+        estimator = cls(**given)
+    except (TypeError, ValueError) as exc:
+        raise PipelineError(f"params.yaml: model.defaults: {model.estimator} refuses {hp} ({exc})") from None
+    if not hasattr(estimator, "predict_proba"):
+        raise PipelineError(
+            f"params.yaml: model.defaults: {model.estimator} with {hp} has no predict_proba "
+            "(e.g. SGDClassifier needs loss: log_loss, SVC probability: true)"
+        )
+    return Pipeline([("preprocess", _impute_scale_one_hot(schema)), ("classifier", estimator)])
 
 
 @dataclass(frozen=True)
@@ -151,10 +239,17 @@ MODEL_TYPES: dict[str, ModelType] = {
 
 
 def model_type(model: ModelParams) -> ModelType:
+    if model.type == SKLEARN:
+        return ModelType(sklearn_classifier, tuple(estimator_parameters(model)))
+    if model.estimator:
+        raise PipelineError(
+            f"params.yaml: model.estimator: only read with model.type: {SKLEARN} (model.type is "
+            f"'{model.type}': remove model.estimator or set model.type: {SKLEARN})"
+        )
     try:
         return MODEL_TYPES[model.type]
     except KeyError:
         raise PipelineError(
-            f"params.yaml: model.type: unknown '{model.type}' (one of {sorted(MODEL_TYPES)}; "
-            "register yours in src/pipeline/modeling.py MODEL_TYPES)"
+            f"params.yaml: model.type: unknown '{model.type}' (one of {sorted(MODEL_TYPES)}, or "
+            f"'{SKLEARN}' with model.estimator; register yours in src/pipeline/modeling.py MODEL_TYPES)"
         ) from None

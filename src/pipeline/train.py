@@ -116,6 +116,7 @@ def build_metadata(
         "data": {**data_info, "train_rows": len(fit_df), "fit_on": params.train.fit_on},
         "params": {
             "model_type": params.model.type,
+            **({"estimator": params.model.estimator} if params.model.estimator else {}),
             "seed": params.model.seed,
             "class_weight": params.model.class_weight,
             "hyperparameters": select_hyperparameters(params.model, tuned),
