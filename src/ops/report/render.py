@@ -186,7 +186,7 @@ def metrics_lines(base: Outputs, rows: list[MetricRow], base_ref: str, comparabl
 
 
 FEATURES = "schema.features."
-FOLD_AT = 120  # characters: a longer feature line is folded in <details>
+FOLD_AT = 10  # names: a longer feature line is folded in <details>
 
 
 def feature_lines(contract: ContractDiff) -> list[str]:
@@ -202,7 +202,7 @@ def feature_lines(contract: ContractDiff) -> list[str]:
             continue
         text = ", ".join(f"`{name}`" for name in names)
         label = f"`schema.features` {kind} ({len(names)})"
-        if len(text) > FOLD_AT:
+        if len(names) > FOLD_AT:
             lines.append(f"- <details><summary>{label}</summary>\n\n  {text}\n\n  </details>")
         else:
             lines.append(f"- {label}: {text}")
