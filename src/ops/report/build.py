@@ -17,6 +17,7 @@ from typing import Any
 from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.io import atomic_write, write_json
 from ops.repo import git_reader, resolve_revision, worktree_reader
+from ops.report.contract import ContractDiff, compare
 from ops.report.gate import Verdict, judge, report_params
 from ops.report.outputs import PARAMS, champion_on_same_window, read_outputs
 from ops.report.plots import write_images
@@ -45,7 +46,9 @@ def build_report(
 
     pr_policy = report_params(pr.params, f"{PARAMS} (PR)")
     base_policy = report_params(base.params, f"{PARAMS} (base {base_rev})")
-    verdict = judge(base, pr, pr_policy, base_policy, champion_on_same_window(root, pr, base))
+    # A base without params.yaml has no contract to compare with (its missing metrics are reported as such).
+    contract = compare(base.params, pr.params) if base.params is not None else ContractDiff(True)
+    verdict = judge(base, pr, pr_policy, base_policy, champion_on_same_window(root, pr, base), contract)
 
     out.mkdir(parents=True, exist_ok=True)
     images = write_images(base, pr, out)
@@ -54,7 +57,8 @@ def build_report(
         base=base,
         pr=pr,
         base_ref=base_ref,
-        rows=metric_rows(base.evaluate, pr.evaluate),
+        rows=metric_rows(base.evaluate, pr.evaluate, comparable=contract.comparable),
+        contract=contract,
         diff=params_diff(base.params, pr.params),
         headline=str((pr.params.get("tune") or {}).get("metric", "roc_auc")),
     )
@@ -64,6 +68,8 @@ def build_report(
         {
             "passed": verdict.passed,
             "base": commit,
+            "comparable": contract.comparable,
+            "contract_reasons": list(contract.reasons),
             "failed": [check.detail for check in verdict.failed],
             "checks": [check.to_dict() for check in verdict.checks],
             "notes": list(verdict.notes),

@@ -6,6 +6,10 @@ The gate has two kinds of rules and fails `make report` (exit status 1) when any
 - no metric of `report.max_regression` may get worse than the base by more than its tolerance. The tolerances
   come from the base revision's params.yaml when it has them, so a pull request cannot loosen the rule that
   judges it (a change to them shows in the params diff and applies from the next pull request on).
+
+When the data contract changed (ops.report.contract: another label, id, time column or feature set), the base's
+metrics measure another problem: regressions are not checked (one note says why) and only the PR's own floors
+judge, since the base's floors were set for another dataset.
 """
 
 from __future__ import annotations
@@ -28,8 +32,14 @@ from mlcore.rules import (
     verdict,
     verdict_from_dict,
 )
+from ops.report.contract import ContractDiff
 from ops.report.outputs import EVALUATE, GATE, Outputs
 from pipeline.config import parse_section
+
+NOT_COMPARABLE = (
+    "data contract changed: the base's metrics are not comparable, so regressions are not checked and only "
+    "this pull request's floors (evaluate.gate) judge it"
+)
 
 
 class ReportParams(BaseModel):
@@ -105,9 +115,12 @@ def judge(
     pr_policy: ReportParams | None,
     base_policy: ReportParams | None,
     same_window_base: tuple[dict[str, Any] | None, str | None] = (None, None),
+    contract: ContractDiff | None = None,
 ) -> Verdict:
     if pr.evaluate is None:
         raise PipelineError(f"{EVALUATE}: not found in the working tree: run the pipeline first (`make run`)")
+    if contract is not None and not contract.comparable:
+        return verdict(floor_checks(pr.gate), [NOT_COMPARABLE])
     notes = []
     policy = base_policy or pr_policy or ReportParams()
     if base_policy is not None and pr_policy is not None and pr_policy != base_policy:

@@ -12,6 +12,7 @@ from typing import Any
 
 from mlcore.metrics import HIGHER_IS_BETTER
 from mlcore.rules import Verdict, fmt, higher_is_better, number
+from ops.report.contract import ContractDiff
 from ops.report.outputs import DATA, EVALUATE, OPTUNA_HISTORY, PARAMS, Outputs
 
 # Metrics shown in the table, in this order; others found in metrics/evaluate.json follow.
@@ -36,14 +37,17 @@ class MetricRow:
     change: str  # "better" | "worse" | "same" | "" (not comparable or not judged)
 
 
-def metric_rows(base: Mapping[str, Any] | None, pr: Mapping[str, Any]) -> list[MetricRow]:
+def metric_rows(
+    base: Mapping[str, Any] | None, pr: Mapping[str, Any], comparable: bool = True
+) -> list[MetricRow]:
+    """One row per metric; when the data contract changed (not `comparable`) the base is shown, not judged."""
     base = base or {}
     judged = [m for m in METRIC_ORDER if m in pr or m in base]
     others = sorted(k for k in {*pr, *base} if k not in judged and k not in CONTEXT_KEYS)
     rows = []
     for metric in [*judged, *others, *[k for k in CONTEXT_KEYS if k in pr or k in base]]:
         old, new = number(base.get(metric)), number(pr.get(metric))
-        delta = None if old is None or new is None else new - old
+        delta = None if old is None or new is None or not comparable else new - old
         change = ""
         if delta is not None and metric not in CONTEXT_KEYS and metric in HIGHER_IS_BETTER:
             if abs(delta) < 5e-5:
@@ -93,11 +97,14 @@ def render_markdown(
     diff: list[tuple[str, Any, Any]],
     images: Mapping[str, str],
     headline: str,
+    contract: ContractDiff | None = None,
 ) -> str:
+    contract = contract or ContractDiff(True)
     lines = [
-        *verdict_lines(verdict, rows, headline, base_ref),
-        *metrics_lines(base, rows, base_ref),
-        *params_lines(base, diff, base_ref),
+        *contract_lines(contract, base, pr),
+        *verdict_lines(verdict, rows, headline, base_ref, contract.comparable),
+        *metrics_lines(base, rows, base_ref, contract.comparable),
+        *params_lines(base, diff, base_ref, contract),
         *data_lines(base, pr),
         *image_lines(pr, images),
         "",
@@ -107,7 +114,25 @@ def render_markdown(
     return "\n".join(lines)
 
 
-def verdict_lines(verdict: Verdict, rows: list[MetricRow], headline: str, base_ref: str) -> list[str]:
+def _feature_count(outputs: Outputs) -> int:
+    return len(((outputs.params or {}).get("schema") or {}).get("features") or {})
+
+
+def contract_lines(contract: ContractDiff, base: Outputs, pr: Outputs) -> list[str]:
+    """When the data contract changed, the report's first lines say so and how the PR is judged instead."""
+    if contract.comparable:
+        return []
+    summary = contract.summary(_feature_count(base), _feature_count(pr))
+    return [
+        f"> **Data contract changed:** {summary}. The base's metrics are not comparable: "
+        "judged by the floors only.",
+        "",
+    ]
+
+
+def verdict_lines(
+    verdict: Verdict, rows: list[MetricRow], headline: str, base_ref: str, comparable: bool = True
+) -> list[str]:
     """The heading (passed or failed, and why), the headline metric, the table of rules and the notes."""
     lines: list[str] = []
     if verdict.passed:
@@ -117,7 +142,12 @@ def verdict_lines(verdict: Verdict, rows: list[MetricRow], headline: str, base_r
         lines.append("## ❌ Quality gate failed")
         lines += ["", f"**Failed:** {reasons}"]
     head = next((row for row in rows if row.metric == headline), None)
-    if head is not None and head.base is not None:
+    if head is not None and not comparable:
+        lines += [
+            "",
+            f"**{headline}** **{_fmt(head.pr)}**; base `{base_ref}` is not comparable (data contract).",
+        ]
+    elif head is not None and head.base is not None:
         lines += [
             "",
             f"**{headline}** {_fmt(head.base)} → **{_fmt(head.pr)}** ({_signed(head.delta)}) "
@@ -139,11 +169,14 @@ def verdict_lines(verdict: Verdict, rows: list[MetricRow], headline: str, base_r
     return lines
 
 
-def metrics_lines(base: Outputs, rows: list[MetricRow], base_ref: str) -> list[str]:
+def metrics_lines(base: Outputs, rows: list[MetricRow], base_ref: str, comparable: bool = True) -> list[str]:
     lines = ["", "### Metrics (test window)", ""]
     if base.evaluate is None:
         lines += [f"> Base `{base_ref}` has no committed `{EVALUATE}`: the base column is empty.", ""]
-    lines += ["| metric | base | PR | Δ | |", "|---|---:|---:|---:|---|"]
+    elif not comparable:
+        lines += [f"> Base `{base_ref}` has another data contract: its column is shown, not compared.", ""]
+    base_head = "base" if comparable else "base (not comparable)"
+    lines += [f"| metric | {base_head} | PR | Δ | |", "|---|---:|---:|---:|---|"]
     lines += [
         f"| {row.metric} | {_fmt(row.base)} | {_fmt(row.pr)} | {_signed(row.delta)} "
         f"| {CHANGE_MARK[row.change]} |"
@@ -152,15 +185,48 @@ def metrics_lines(base: Outputs, rows: list[MetricRow], base_ref: str) -> list[s
     return lines
 
 
-def params_lines(base: Outputs, diff: list[tuple[str, Any, Any]], base_ref: str) -> list[str]:
+FEATURES = "schema.features."
+FOLD_AT = 10  # names: a longer feature line is folded in <details>
+
+
+def feature_lines(contract: ContractDiff) -> list[str]:
+    """The schema.features.* edits as one line per kind (added, removed, retyped, changed)."""
+    lines = []
+    for kind, names in (
+        ("added", contract.added),
+        ("removed", contract.removed),
+        ("retyped", contract.retyped),
+        ("changed", contract.changed),
+    ):
+        if not names:
+            continue
+        text = ", ".join(f"`{name}`" for name in names)
+        label = f"`schema.features` {kind} ({len(names)})"
+        if len(names) > FOLD_AT:
+            lines.append(f"- <details><summary>{label}</summary>\n\n  {text}\n\n  </details>")
+        else:
+            lines.append(f"- {label}: {text}")
+    return lines
+
+
+def params_lines(
+    base: Outputs, diff: list[tuple[str, Any, Any]], base_ref: str, contract: ContractDiff | None = None
+) -> list[str]:
+    """Changed params.yaml keys as rows; the feature edits grouped, one line per kind (not one row per attribute)."""
     lines = ["", "### Params diff", ""]
     if base.params is None:
         lines.append(f"> Base `{base_ref}` has no `{PARAMS}`.")
-    elif not diff:
+        return lines
+    if not diff:
         lines.append("No change to params.yaml.")
-    else:
+        return lines
+    grouped = contract is not None
+    rows = [d for d in diff if not (grouped and d[0].startswith(FEATURES))]
+    if rows:
         lines += ["| key | base | PR |", "|---|---|---|"]
-        lines += [f"| `{key}` | {_cell(old)} | {_cell(new)} |" for key, old, new in diff]
+        lines += [f"| `{key}` | {_cell(old)} | {_cell(new)} |" for key, old, new in rows]
+    if grouped and len(rows) < len(diff):
+        lines += ["", *feature_lines(contract)]
     return lines
 
 
