@@ -213,10 +213,21 @@ def adopt(
     table = table_name(data)
     columns = [id_col, time_col, *decided.schema["features"], label_col]
     apply(raw, decided, table, name)
-    write_params(params_path, yaml, raw)
+    # The new data is written aside first: a file that cannot be written leaves params.yaml and data/ as they were.
+    staged = Path(tempfile.mkdtemp(dir=root, prefix=".adopt-data-"))
+    try:
+        (staged / table).mkdir()
+        frame[columns].to_parquet(staged / table / "part-0.parquet", index=False)
+    except (OSError, ValueError) as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise PipelineError(f"the data cannot be written as Parquet: {str(exc).splitlines()[0]}") from exc
+    try:
+        write_params(params_path, yaml, raw)
+    except Exception:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     shutil.rmtree(root / "data", ignore_errors=True)
-    (root / "data" / table).mkdir(parents=True)
-    frame[columns].to_parquet(root / "data" / table / "part-0.parquet", index=False)
+    staged.rename(root / "data")
     run(dvc("add", "-q", "data"), root)
     if name:
         project_names.write(load_params(params_path).project, root)
