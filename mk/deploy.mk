@@ -1,6 +1,9 @@
 # Deployment: the container image, its end-to-end test, Kubernetes overlays and the smoke test.
-# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,smoke}.py and tools/image_test.py (tested by tests/ops/deliver/test_{image,k8s,deploy,smoke}.py).
-.PHONY: project image image-test image-model smoke manifests deploy rollback
+# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,smoke,gitops}.py and tools/image_test.py (tested by
+# tests/ops/deliver/test_{image,deploy,smoke,gitops}.py). params.yaml `delivery.mode`: push (deploy, rollback) or
+# pull (the gitops-* targets: git declares the digest, Argo CD or Flux syncs it; docs/deployment.md).
+.PHONY: project image image-test image-model smoke manifests deploy rollback delivery-plan gitops-check gitops-bump \
+	gitops-promote gitops-publish
 
 # image, image-test: default localhost/<project.name>-api:dev (params.yaml); manifests, deploy: a digest
 IMAGE ?=
@@ -8,6 +11,11 @@ IMAGE_TEST_MODEL ?= model
 ENV ?= staging
 URL ?=
 MODEL_VERSION ?=
+REF ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+BEFORE ?=
+DIGEST ?=
+HOW ?= params
+DISPATCH ?=
 
 project: venv ## After changing params.yaml `project`: write its name into deploy/ (k8s component, overlays, alerts, dashboard)
 	$(BIN)/python -m ops.project write
@@ -39,3 +47,18 @@ deploy: venv ## Apply ENV's overlay with IMAGE (a digest) and wait for the rollo
 
 rollback: venv ## Roll ENV back to the previous revision (kubectl rollout undo)
 	$(BIN)/python -m ops.deliver.deploy rollback $(ENV)
+
+delivery-plan: venv ## What a push to REF deploys in params.yaml's delivery mode: deploy|bump|promote|skip [BEFORE=sha]
+	$(BIN)/python -m ops.deliver.gitops plan --ref "$(REF)" --before "$(BEFORE)" $(if $(DISPATCH),--environment "$(ENV)")
+
+gitops-check: venv ## Pull mode: refuse an overlay pinned by a tag instead of a digest
+	$(BIN)/python -m ops.deliver.gitops check
+
+gitops-bump: venv ## Pull mode: pin ENV's overlay to IMAGE (a digest the registry must hold)
+	$(BIN)/python -m ops.deliver.gitops bump $(ENV) --image "$(IMAGE)"
+
+gitops-promote: venv ## Pull mode: pin production to the digest staging runs (or DIGEST=sha256:..., one staging ran)
+	$(BIN)/python -m ops.deliver.gitops promote $(if $(DIGEST),--digest "$(DIGEST)")
+
+gitops-publish: venv ## Pull mode: commit ENV's overlay change; push it to its branch or open a PR (HOW=commit|pull-request)
+	$(BIN)/python -m ops.deliver.gitops publish $(ENV) --how "$(HOW)"

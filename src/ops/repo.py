@@ -16,12 +16,14 @@ exits 0, so the pipeline and report steps skip instead of failing every pull req
 still fails.
 
 Also the one home of the git/DVC plumbing the ops jobs share: `run` (the subprocess runner and its one-line
-error), `dvc`, `git_show`, `commit_of`, `workspace_is`, `stage_is_current`.
+error), `remote_branch_exists`, `pull_requests_from` (GitHub CLI), `dvc`, `git_show`, `commit_of`,
+`workspace_is`, `stage_is_current`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +62,22 @@ def run(
         detail = f": {result.stderr.strip().splitlines()[-1]}" if capture and result.stderr.strip() else ""
         raise PipelineError(f"`{' '.join(cmd)}` failed with exit status {result.returncode}{detail}")
     return result
+
+
+def remote_branch_exists(root: Path, remote: str, branch: str) -> bool:
+    ls_remote = ["git", "ls-remote", "--exit-code", "--heads", remote, branch]
+    result = run(ls_remote, root, check=False, capture=True, echo=False)
+    if result.returncode not in (0, 2):
+        raise PipelineError(f"git ls-remote {remote}: {result.stderr.strip() or 'failed'}")
+    return result.returncode == 0
+
+
+def pull_requests_from(root: Path, branch: str) -> list[int]:
+    """Numbers of pull requests (open, closed or merged) whose head is `branch` (GitHub CLI)."""
+    result = run(
+        ["gh", "pr", "list", "--head", branch, "--state", "all", "--json", "number"], root, capture=True
+    )
+    return [pr["number"] for pr in json.loads(result.stdout or "[]")]
 
 
 def dvc(*args: str) -> list[str]:

@@ -166,7 +166,7 @@ class EvaluateParams(Section):
     gate: dict[str, float]
 
 
-FEATURE_SECTIONS = ("report", "promotion", "monitor")
+FEATURE_SECTIONS = ("report", "promotion", "monitor", "delivery")
 SectionT = TypeVar("SectionT", bound=BaseModel)
 
 
@@ -189,10 +189,11 @@ class Params(BaseModel):
     tune: TuneParams
     train: TrainParams
     evaluate: EvaluateParams
-    # feature sections (src/ops/report, src/ops/retrain, src/ops/monitor), typed by their feature
+    # feature sections (src/ops/report, src/ops/retrain, src/ops/monitor, src/ops/deliver), typed by their feature
     report: dict[str, Any] | None = None
     promotion: dict[str, Any] | None = None
     monitor: dict[str, Any] | None = None
+    delivery: dict[str, Any] | None = None
 
     @property
     def schema(self) -> SchemaParams:

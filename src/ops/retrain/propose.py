@@ -5,32 +5,14 @@ Nothing is proposed twice: a branch or a pull request from `retrain/<data hash>`
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from mlcore.errors import PipelineError
-from ops.repo import dvc, run
+from ops.repo import dvc, pull_requests_from, remote_branch_exists, run
 from ops.retrain.rule import PromotionRule
 
 PROPOSAL_PATHS = ("data.dvc", "dvc.lock", "params.yaml", "metrics", "plots", "lineage")
-
-
-def remote_branch_exists(root: Path, remote: str, branch: str) -> bool:
-    ls_remote = ["git", "ls-remote", "--exit-code", "--heads", remote, branch]
-    result = run(ls_remote, root, check=False, capture=True, echo=False)
-    if result.returncode not in (0, 2):
-        raise PipelineError(f"git ls-remote {remote}: {result.stderr.strip() or 'failed'}")
-    return result.returncode == 0
-
-
-def pull_requests_from(root: Path, branch: str) -> list[int]:
-    """Numbers of pull requests (open, closed or merged) whose head is `branch` (GitHub CLI)."""
-    result = run(
-        ["gh", "pr", "list", "--head", branch, "--state", "all", "--json", "number"], root, capture=True
-    )
-    return [pr["number"] for pr in json.loads(result.stdout or "[]")]
 
 
 def push_data(root: Path, decision: dict[str, Any]) -> str:

@@ -1,0 +1,338 @@
+"""Pull-mode delivery: git declares the image each environment runs; Argo CD or Flux applies it.
+
+    python -m ops.deliver.gitops plan --ref staging --before SHA --after SHA   # what the deploy workflow does
+    python -m ops.deliver.gitops bump staging --image ghcr.io/o/r@sha256:...   # pin a pushed digest (verified)
+    python -m ops.deliver.gitops promote [--digest sha256:...]                 # staging's digest -> production
+    python -m ops.deliver.gitops publish staging --how commit|pull-request     # commit + push, or a PR
+    python -m ops.deliver.gitops check                                         # every overlay deployable?
+
+params.yaml `delivery.mode` chooses: `push` (the deploy workflow runs `kubectl apply` with a cluster credential,
+ops.deliver.deploy) or `pull` (this module: the workflow holds no cluster credential; it writes the digest into
+deploy/k8s/overlays/<env>/kustomization.yaml, ops.deliver.pins, and a controller in the cluster syncs it). The
+same overlays serve both modes.
+
+The rules: a bump names a digest the registry holds (ops.deliver.registry); production is promoted only to a
+digest the staging overlay declared at some commit of the history (what staging ran is what production gets);
+an overlay pinned by a tag is refused. A rollback is `git revert` of the bump or promotion commit: the overlay
+declares the previous digest again, and `plan` does not answer a commit that changes only overlays with a new
+build (which would undo the revert).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from mlcore.errors import PipelineError, cli_entrypoint
+from ops.deliver.pins import Pin, pin_text, read_pin, refusal, split_reference
+from ops.github import add_summary, set_outputs
+from ops.repo import commit_of, pull_requests_from, remote_branch_exists, run
+from pipeline.config import DEFAULT_PARAMS, Section, load_params
+
+OVERLAYS = Path("deploy/k8s/overlays")
+STAGING, PRODUCTION = "staging", "production"
+# A commit that changes only these declares what runs; it needs no new image (a bump, a promotion, a revert).
+DECLARATIONS = (f"{OVERLAYS}/",)
+ZERO_SHA = "0" * 40
+
+
+class DeliveryParams(Section):
+    """params.yaml `delivery`."""
+
+    mode: Literal["push", "pull"] = "push"
+    # pull mode: how a staging bump lands on its branch (branch protection may require a pull request)
+    staging_bump: Literal["commit", "pull-request"] = "commit"
+    staging_branch: str = Field(default="staging", min_length=1)
+    production_branch: str = Field(default="main", min_length=1)
+    branch_prefix: str = Field(default="deploy/", min_length=1)  # bump and promotion branches
+
+
+def load_delivery(path: Path = DEFAULT_PARAMS) -> DeliveryParams:
+    params = load_params(path)
+    if params.delivery is None:
+        return DeliveryParams()
+    return params.section("delivery", DeliveryParams, str(path))
+
+
+def overlay_file(env: str, root: Path = Path(".")) -> Path:
+    path = root / OVERLAYS / env / "kustomization.yaml"
+    if not path.is_file():
+        known = (
+            sorted(p.name for p in (root / OVERLAYS).iterdir() if p.is_dir())
+            if (root / OVERLAYS).is_dir()
+            else []
+        )
+        raise PipelineError(f"{path.relative_to(root)}: no such overlay (environments: {', '.join(known)})")
+    return path
+
+
+def current_pin(root: Path, env: str) -> Pin:
+    path = overlay_file(env, root)
+    return read_pin(path.read_text(encoding="utf-8"), str(path.relative_to(root)))
+
+
+@dataclass(frozen=True)
+class Change:
+    env: str
+    before: Pin
+    after: Pin
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def line(self) -> str:
+        if not self.changed:
+            return f"{self.env}: already declares {self.after.reference}; nothing to change"
+        return f"{self.env}: {self.before.reference} -> {self.after.reference}"
+
+
+def write_pin(root: Path, env: str, name: str, digest: str) -> Change:
+    path = overlay_file(env, root)
+    where = str(path.relative_to(root))
+    text = path.read_text(encoding="utf-8")
+    before = read_pin(text, where)
+    after = Pin(name=name, digest=digest)
+    if before != after:
+        path.write_text(pin_text(text, where, name, digest), encoding="utf-8")
+    return Change(env, before, after)
+
+
+def pending_change(root: Path, env: str) -> Change:
+    """`env`'s overlay pin at HEAD against the working tree's (what `bump` or `promote` wrote)."""
+    path = overlay_file(env, root).relative_to(root).as_posix()
+    shown = run(["git", "show", f"HEAD:{path}"], root, capture=True, echo=False)
+    return Change(env, read_pin(shown.stdout, f"{path} at HEAD"), current_pin(root, env))
+
+
+def bump(root: Path, env: str, reference: str, verify=None) -> Change:
+    """Pin `env`'s overlay to `reference` (name@sha256:...) after `verify(reference)` confirms the registry has it
+    (default: ops.deliver.registry.require_manifest; raises, and nothing is written, when it has not)."""
+    name, digest = split_reference(reference)
+    if verify is None:
+        from ops.deliver.registry import require_manifest
+
+        verify = require_manifest
+    verify(reference)
+    return write_pin(root, env, name, digest)
+
+
+def declared_digests(root: Path, env: str, rev: str = "HEAD") -> list[tuple[str, Pin]]:
+    """(commit, pin) for every commit of `rev`'s history that changed `env`'s overlay and left it with a digest,
+    newest first: what git told that environment to run."""
+    path = overlay_file(env, root).relative_to(root).as_posix()
+    log = run(["git", "log", "--format=%H", rev, "--", path], root, capture=True, echo=False)
+    found: list[tuple[str, Pin]] = []
+    for commit in log.stdout.split():
+        shown = run(["git", "show", f"{commit}:{path}"], root, check=False, capture=True, echo=False)
+        if shown.returncode != 0:
+            continue
+        try:
+            pin = read_pin(shown.stdout, f"{path} at {commit[:12]}")
+        except PipelineError:
+            continue  # an old revision of the file in another shape: it declared no digest we can use
+        if pin.digest:
+            found.append((commit, pin))
+    return found
+
+
+def promote(root: Path, digest: str = "", rev: str = "HEAD") -> Change:
+    """Copy into the production overlay the digest staging runs (or `digest`, which staging must have run)."""
+    if not commit_of(root, rev):
+        raise PipelineError(f"--rev {rev!r}: names no commit")
+    history = declared_digests(root, STAGING, rev)
+    if not history:
+        raise PipelineError(
+            f"{OVERLAYS}/{STAGING}: no digest in its history at {rev}: nothing was deployed to staging, so "
+            "there is nothing to promote; merge to staging first (its deploy bumps the overlay)"
+        )
+    if not digest:
+        staging = current_pin(root, STAGING)
+        if not staging.digest:
+            raise PipelineError(f"{OVERLAYS}/{STAGING}: declares no digest now; name one with --digest")
+        digest = staging.digest
+    ran = [pin for _, pin in history if pin.digest == digest]
+    if not ran:
+        raise PipelineError(
+            f"digest {digest}: staging never ran it (no commit of {OVERLAYS}/{STAGING} at {rev} declared it); "
+            "production runs only what staging verified: deploy it to staging first"
+        )
+    return write_pin(root, PRODUCTION, ran[0].name, digest)
+
+
+def check(root: Path, mode: str) -> list[str]:
+    """One line per overlay that cannot be deployed in `mode` (pull: a tag instead of a digest)."""
+    if mode != "pull":
+        return []
+    problems = []
+    for path in sorted((root / OVERLAYS).glob("*/kustomization.yaml")):
+        where = str(path.relative_to(root))
+        try:
+            pin = read_pin(path.read_text(encoding="utf-8"), where)
+        except PipelineError as exc:
+            problems.append(str(exc))
+            continue
+        if reason := refusal(pin, where):
+            problems.append(reason)
+    return problems
+
+
+def changed_files(root: Path, before: str, after: str) -> list[str] | None:
+    """Files changed between two commits; None when `before` is unknown (a new branch, a shallow clone)."""
+    if not before or before == ZERO_SHA or not commit_of(root, before) or not commit_of(root, after):
+        return None
+    diff = run(["git", "diff", "--name-only", before, after], root, capture=True, echo=False)
+    return diff.stdout.split()
+
+
+def plan(
+    root: Path,
+    delivery: DeliveryParams,
+    ref: str,
+    before: str = "",
+    after: str = "HEAD",
+    environment: str = "",
+) -> dict[str, str]:
+    """What the deploy workflow does for a push to `ref` (or, with `environment`, a manual run for it):
+    `deploy` (push mode: kubectl apply), `bump` (pull mode, staging: pin a digest), `promote` (pull mode,
+    production: a pull request with a digest staging ran) or `skip` (pull mode: the push changed only overlays,
+    a bump, a promotion or a revert, which the controller applies as it is). `build` says whether the image job
+    runs: a push that deploys or bumps; a manual run names its image, and a promotion never builds."""
+    envs = {delivery.staging_branch: STAGING, delivery.production_branch: PRODUCTION}
+    if environment:
+        if environment not in (STAGING, PRODUCTION):
+            raise PipelineError(f"environment {environment!r}: {STAGING} or {PRODUCTION}")
+        env, manual = environment, True
+    elif ref in envs:
+        env, manual = envs[ref], False
+    else:
+        raise PipelineError(f"ref {ref!r}: deploys come from {' or '.join(envs)} (params.yaml delivery)")
+    out = {"mode": delivery.mode, "environment": env}
+    if delivery.mode == "push":
+        return out | {
+            "action": "deploy",
+            "build": str(not manual).lower(),
+            "reason": "push mode: kubectl apply",
+        }
+    files = None if manual else changed_files(root, before, after)
+    if files and all(f.startswith(DECLARATIONS) for f in files):
+        return out | {
+            "action": "skip",
+            "build": "false",
+            "reason": f"only {OVERLAYS}/ changed ({', '.join(files)}): the controller syncs it; no new image",
+        }
+    if env == STAGING:
+        return out | {
+            "action": "bump",
+            "build": str(not manual).lower(),
+            "reason": "pull mode: pin the digest",
+        }
+    return out | {"action": "promote", "build": "false", "reason": "pull mode: pin a digest staging ran"}
+
+
+def publish(
+    root: Path,
+    change: Change,
+    delivery: DeliveryParams,
+    how: str,
+    remote: str = "origin",
+    open_pr: bool = True,
+) -> str:
+    """Commit `change` and land it: straight onto the environment's branch (`commit`) or as a pull request from
+    `<branch_prefix><env>-<digest 12>` (`pull-request`; production is always promoted that way)."""
+    if not change.changed:
+        return change.line()
+    base = delivery.staging_branch if change.env == STAGING else delivery.production_branch
+    verb = "promote" if change.env == PRODUCTION else "deploy"
+    short = change.after.digest.removeprefix("sha256:")[:12]
+    title = f"{verb}({change.env}): {change.after.name}@sha256:{short}"
+    body = (
+        f"{change.line()}\n\n"
+        f"Pull mode (params.yaml delivery.mode): Argo CD or Flux applies {OVERLAYS}/{change.env}.\n"
+        "Roll back with `git revert` of this commit."
+    )
+    path = overlay_file(change.env, root).relative_to(root).as_posix()
+    if how == "pull-request":
+        branch = f"{delivery.branch_prefix}{change.env}-{short}"
+        if remote_branch_exists(root, remote, branch):
+            return f"already proposed: branch {branch} exists on {remote}"
+        if open_pr and (existing := pull_requests_from(root, branch)):
+            return f"already proposed: pull request #{existing[0]} came from {branch}"
+        run(["git", "switch", "-c", branch], root)
+    run(["git", "add", "--", path], root)
+    run(["git", "commit", "-m", title, "-m", body], root)
+    if how == "commit":
+        run(["git", "push", remote, f"HEAD:refs/heads/{base}"], root)
+        return f"committed to {base}: {title}"
+    run(["git", "push", remote, f"HEAD:refs/heads/{branch}"], root)
+    if open_pr:
+        run(["gh", "pr", "create", "--base", base, "--head", branch, "--title", title, "--body", body], root)
+        return f"proposed: pull request from {branch} to {base}: {title}"
+    return f"pushed {branch} to {remote} (no pull request opened)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ops.deliver.gitops", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan", help="what a push to REF deploys (step outputs mode, environment, action)")
+    p.add_argument("--ref", default="", help="the pushed branch")
+    p.add_argument("--environment", default="", help="a manual run (workflow_dispatch) for this environment")
+    p.add_argument("--before", default="", help="the commit before the push (github.event.before)")
+    p.add_argument("--after", default="HEAD")
+    p = sub.add_parser("bump", help="pin ENV's overlay to an image digest the registry holds")
+    p.add_argument("env")
+    p.add_argument("--image", required=True, help="registry/name@sha256:<64 hex>")
+    p = sub.add_parser("promote", help="pin production to the digest staging ran")
+    p.add_argument(
+        "--digest", default="", help="sha256:... or name@sha256:...; default: the staging overlay's"
+    )
+    p.add_argument("--rev", default="HEAD", help="whose staging history counts")
+    p = sub.add_parser("publish", help="commit ENV's overlay change and push it (or open a pull request)")
+    p.add_argument("env")
+    p.add_argument("--how", choices=("commit", "pull-request", "params"), default="params")
+    p.add_argument("--remote", default="origin")
+    p.add_argument("--no-pr", action="store_true", help="push the branch, open no pull request")
+    sub.add_parser("check", help="refuse overlays pull mode cannot deploy (a tag instead of a digest)")
+    return parser
+
+
+@cli_entrypoint
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    root = Path(".")
+    delivery = load_delivery(args.params)
+    if args.command == "plan":
+        decided = plan(root, delivery, args.ref, args.before, args.after, args.environment)
+        print(f"{decided['environment']}: {decided['action']} ({decided['reason']})")
+        set_outputs(decided)
+    elif args.command == "bump":
+        print(bump(root, args.env, args.image).line())
+    elif args.command == "promote":
+        digest = split_reference(args.digest)[1] if "@" in args.digest else args.digest
+        print(promote(root, digest, args.rev).line())
+    elif args.command == "publish":
+        change = pending_change(root, args.env)
+        how = args.how
+        if how == "params":
+            how = delivery.staging_bump if args.env == STAGING else "pull-request"
+        outcome = publish(root, change, delivery, how, args.remote, open_pr=not args.no_pr)
+        print(outcome)
+        add_summary(f"GitOps: {outcome}")
+    else:
+        problems = check(root, delivery.mode)
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            return 1
+        print(f"overlays: deployable in {delivery.mode} mode")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,288 @@
+"""Pull-mode delivery (ops.deliver.gitops, pins, registry) in throw-away git repositories with a real registry.
+
+Each repository is a copy of this one's deploy/ and params.yaml (renamed to the project `acme`), committed on
+`staging`, with a bare repository as its `origin`. Digests come from a real docker-registry on loopback, so
+"the registry has it" is the registry's answer, not a stub's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlcore.errors import PipelineError
+from ops.deliver import gitops, pins
+from ops.deliver.registry import require_manifest, split_repository
+from tests.support.paths import REPO_ROOT
+from tests.support.project import renamed_copy
+from tests.support.registry import image_registry, push_image
+
+GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+PULL = gitops.DeliveryParams(mode="pull")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *GIT_ID, *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with image_registry(tmp_path_factory.mktemp("registry")) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def images(registry: str) -> dict[str, str]:
+    """Three pushed images of acme/api: name -> digest reference."""
+    return {
+        tag: f"{registry}/acme/api@{push_image(registry, 'acme/api', tag)}" for tag in ("one", "two", "three")
+    }
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository on `staging` holding the renamed deploy/ and params.yaml, `origin` a bare repository; cwd."""
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    renamed_copy(work, "acme")
+    git(work, "init", "-q", "-b", "main")
+    git(work, "remote", "add", "origin", str(origin))
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "template")
+    git(work, "push", "-q", "origin", "main")
+    git(work, "switch", "-q", "-c", "staging")
+    git(work, "push", "-q", "origin", "staging")
+    monkeypatch.chdir(work)
+    return work
+
+
+def rendered_image(repo: Path, env: str) -> str:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(repo / "deploy/k8s/overlays" / env)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    deployment = next(d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment")
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def bump_and_commit(repo: Path, env: str, reference: str) -> gitops.Change:
+    change = gitops.bump(repo, env, reference)
+    git(repo, "commit", "-qam", f"deploy({env}): {reference}")
+    return change
+
+
+# --- pins: the overlay's image entry ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_a_pin_changes_only_the_image_lines_of_the_shipped_overlays(env: str) -> None:
+    path = REPO_ROOT / "deploy/k8s/overlays" / env / "kustomization.yaml"
+    before = path.read_text(encoding="utf-8")
+    after = pins.pin_text(before, str(path), "ghcr.io/acme/api", "sha256:" + "ab" * 32)
+    removed = set(before.splitlines()) - set(after.splitlines())
+    added = set(after.splitlines()) - set(before.splitlines())
+    assert all("newName" in line for line in removed), removed
+    assert {line.split("#")[0].strip() for line in added} == {
+        "newName: ghcr.io/acme/api",
+        "digest: sha256:" + "ab" * 32,
+    }
+    assert pins.read_pin(after, "x") == pins.Pin("ghcr.io/acme/api", digest="sha256:" + "ab" * 32)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "ghcr.io/acme/api:v1",
+        "ghcr.io/acme/api@sha256:abc",
+        "ghcr.io/acme/api",
+        "GHCR.io/a@sha256:" + "a" * 64,
+    ],
+)
+def test_a_reference_that_is_not_a_digest_is_refused(reference: str) -> None:
+    with pytest.raises(PipelineError, match="not a digest reference.*never a tag"):
+        pins.split_reference(reference)
+
+
+def test_an_overlay_pinned_by_a_tag_is_refused_in_pull_mode_only(repo: Path) -> None:
+    path = repo / "deploy/k8s/overlays/production/kustomization.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("    newName:", "    newTag: v1.2\n    newName:"), encoding="utf-8")
+    problems = gitops.check(repo, "pull")
+    assert problems == [
+        pins.refusal(
+            pins.Pin("ghcr.io/your-org/your-repo", tag="v1.2"),
+            "deploy/k8s/overlays/production/kustomization.yaml",
+        )
+    ]
+    assert "pinned by tag 'v1.2', not a digest" in problems[0]
+    assert gitops.check(repo, "push") == []  # push mode replaces the image at deploy time
+
+
+def test_check_cli_fails_with_one_line_per_overlay(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = repo / "params.yaml"
+    params.write_text(params.read_text(encoding="utf-8") + "delivery:\n  mode: pull\n", encoding="utf-8")
+    assert gitops.main(["check"]) == 0
+    for env in ("staging", "production"):
+        path = repo / "deploy/k8s/overlays" / env / "kustomization.yaml"
+        path.write_text(path.read_text().replace("    newName:", "    newTag: latest\n    newName:"))
+    assert gitops.main(["check"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all("pinned by tag 'latest'" in line for line in lines)
+
+
+# --- registry: the digest must exist -----------------------------------------------------------------------
+
+
+def test_the_registry_is_asked_for_the_digest(images: dict[str, str], registry: str) -> None:
+    require_manifest(images["one"])
+    missing = f"{registry}/acme/api@sha256:{'0' * 64}"
+    with pytest.raises(PipelineError, match="the registry has no such manifest .*404.*push the image first"):
+        require_manifest(missing)
+    with pytest.raises(PipelineError, match="no such manifest"):  # right digest, wrong repository
+        require_manifest(images["one"].replace("acme/api", "acme/other"))
+
+
+def test_repository_names_resolve_as_docker_does() -> None:
+    assert split_repository("ghcr.io/o/r") == ("ghcr.io", "o/r")
+    assert split_repository("127.0.0.1:5000/o/r") == ("127.0.0.1:5000", "o/r")
+    assert split_repository("o/r") == ("registry-1.docker.io", "o/r")
+    assert split_repository("python") == ("registry-1.docker.io", "library/python")
+
+
+def test_a_bump_to_a_digest_the_registry_lacks_changes_nothing(repo: Path, registry: str) -> None:
+    path = repo / "deploy/k8s/overlays/staging/kustomization.yaml"
+    before = path.read_bytes()
+    with pytest.raises(PipelineError, match="no such manifest"):
+        gitops.bump(repo, "staging", f"{registry}/acme/api@sha256:{'1' * 64}")
+    assert path.read_bytes() == before
+
+
+# --- bump, promote, revert in a repository ------------------------------------------------------------------
+
+
+def test_bump_pins_the_digest_the_controller_then_renders(repo: Path, images: dict[str, str]) -> None:
+    change = gitops.bump(repo, "staging", images["one"])
+    assert change.changed and change.before.digest == ""
+    assert rendered_image(repo, "staging") == images["one"]
+    assert gitops.check(repo, "pull") == []
+    assert not gitops.bump(repo, "staging", images["one"]).changed  # idempotent
+
+
+def test_promotion_copies_what_staging_ran_and_refuses_anything_else(
+    repo: Path, images: dict[str, str]
+) -> None:
+    with pytest.raises(PipelineError, match="nothing was deployed to staging"):
+        gitops.promote(repo)
+    bump_and_commit(repo, "staging", images["one"])
+    bump_and_commit(repo, "staging", images["two"])
+    digest_of = {tag: ref.split("@")[1] for tag, ref in images.items()}
+
+    change = gitops.promote(repo)  # staging's current digest
+    assert change.after.digest == digest_of["two"] and rendered_image(repo, "production") == images["two"]
+    git(repo, "checkout", "--", ".")
+
+    assert (
+        gitops.promote(repo, digest_of["one"]).after.digest == digest_of["one"]
+    )  # an earlier staging digest
+    git(repo, "checkout", "--", ".")
+
+    with pytest.raises(PipelineError, match=f"digest {digest_of['three']}: staging never ran it"):
+        gitops.promote(repo, digest_of["three"])  # pushed, but never declared in staging
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_rollback_is_a_git_revert_and_the_revert_needs_no_new_build(
+    repo: Path, images: dict[str, str]
+) -> None:
+    bump_and_commit(repo, "staging", images["one"])
+    bump_and_commit(repo, "staging", images["two"])
+    bad = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "revert", "--no-edit", bad)
+    assert rendered_image(repo, "staging") == images["one"]
+    decided = gitops.plan(repo, PULL, "staging", before=bad, after="HEAD")
+    assert (
+        decided["action"] == "skip" and "deploy/k8s/overlays/staging/kustomization.yaml" in decided["reason"]
+    )
+    # a code change on staging builds and bumps; on main it opens a promotion
+    (repo / "app.py").write_text("print('new code')\n")
+    git(repo, "add", "app.py")
+    git(repo, "commit", "-qm", "code")
+    assert gitops.plan(repo, PULL, "staging", before=bad, after="HEAD")["action"] == "bump"
+    assert gitops.plan(repo, PULL, "main", before=bad, after="HEAD")["action"] == "promote"
+    assert gitops.plan(repo, PULL, "main", before=gitops.ZERO_SHA)["action"] == "promote"  # a new branch
+    assert gitops.plan(repo, gitops.DeliveryParams(), "main", before=bad)["action"] == "deploy"  # push mode
+    with pytest.raises(PipelineError, match="deploys come from staging or main"):
+        gitops.plan(repo, PULL, "feature/x")
+
+
+def test_publish_commits_a_bump_to_the_staging_branch(repo: Path, images: dict[str, str]) -> None:
+    gitops.bump(repo, "staging", images["one"])
+    outcome = gitops.main(["publish", "staging", "--how", "commit"])
+    assert outcome == 0
+    git(repo, "fetch", "-q", "origin")
+    remote_file = git(repo, "show", "origin/staging:deploy/k8s/overlays/staging/kustomization.yaml")
+    assert pins.read_pin(remote_file, "x").digest == images["one"].split("@")[1]
+    subject = git(repo, "log", "-1", "--format=%s", "origin/staging")
+    assert subject.startswith("deploy(staging): ") and images["one"].split("@")[0] in subject
+    assert "git revert" in git(repo, "log", "-1", "--format=%b", "origin/staging")
+
+
+def fake_gh(tmp_path: Path) -> Path:
+    """A `gh` on PATH that records its arguments and knows no pull requests (GitHub cannot be reached)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "gh.log"
+    script = bindir / "gh"
+    script.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "print('[]' if sys.argv[1:3] == ['pr', 'list'] else 'https://github.invalid/pr/1')\n"
+    )
+    script.chmod(0o755)
+    return log
+
+
+def test_promotion_is_a_pull_request_to_main(
+    repo: Path, images: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = fake_gh(tmp_path)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    bump_and_commit(repo, "staging", images["two"])
+    gitops.promote(repo)
+    assert gitops.main(["publish", "production"]) == 0  # production: always a pull request
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    create = next(c for c in calls if c[:2] == ["pr", "create"])
+    short = images["two"].split("sha256:")[1][:12]
+    assert create[create.index("--base") + 1] == "main"
+    assert create[create.index("--head") + 1] == f"deploy/production-{short}"
+    assert git(repo, "ls-remote", "--heads", "origin", f"deploy/production-{short}").strip()
+    # the same promotion again: the branch exists, nothing new is opened
+    git(repo, "switch", "-q", "staging")
+    gitops.promote(repo)
+    assert gitops.main(["publish", "production"]) == 0
+    assert sum(c[:2] == ["pr", "create"] for c in map(json.loads, log.read_text().splitlines())) == 1
+
+
+def test_publish_with_nothing_changed_commits_nothing(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    assert gitops.main(["publish", "staging", "--how", "commit"]) == 0
+    assert "nothing to change" in capsys.readouterr().out
+    assert git(repo, "rev-parse", "HEAD") == head
+
+
+def test_the_repositorys_overlays_are_deployable_in_its_mode() -> None:
+    delivery = gitops.load_delivery(REPO_ROOT / "params.yaml")
+    assert gitops.check(REPO_ROOT, delivery.mode) == []
