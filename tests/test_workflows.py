@@ -239,16 +239,29 @@ def test_the_dvc_cache_key_covers_the_lock_the_params_and_every_stages_code(name
 
 
 def test_deploy_decides_the_environment_image_and_model_version_once() -> None:
-    """The target job computes them; the jobs after it read its outputs instead of repeating the expressions."""
+    """The plan job (ops.deliver.gitops plan) decides the environment and action, the target job the image and
+    model version; the jobs after them read their outputs instead of repeating the expressions."""
     workflow = load(WORKFLOW_DIR / "deploy.yaml")
-    target = yaml.safe_dump(workflow["jobs"]["target"])
-    others = yaml.safe_dump({k: v for k, v in workflow["jobs"].items() if k != "target"})
-    for expression in ("inputs.environment", "inputs.image", "inputs.model_version", "needs.image.outputs"):
-        assert expression in target
-        assert expression not in others, f"deploy.yaml: `{expression}` outside the target job"
-    assert set(workflow["jobs"]["target"]["outputs"]) == {"environment", "image", "model_version"}
-    for job in ("deploy", "record"):
-        assert "target" in workflow["jobs"][job]["needs"]
+    jobs = workflow["jobs"]
+    owner = {
+        "inputs.environment": "plan",
+        "github.ref_name": "plan",
+        "inputs.image": "target",
+        "inputs.model_version": "target",
+        "needs.image.outputs": "target",
+    }
+    for expression, job in owner.items():
+        assert expression in yaml.safe_dump(jobs[job]), f"{job}: `{expression}`"
+        others = yaml.safe_dump({k: v for k, v in jobs.items() if k != job})
+        assert expression not in others, f"deploy.yaml: `{expression}` outside the {job} job"
+    assert set(jobs["target"]["outputs"]) == {"environment", "image", "model_version"}
+    assert set(jobs["plan"]["outputs"]) == {"mode", "environment", "action", "build"}
+    for job in ("deploy", "record", "gitops"):
+        assert "target" in jobs[job]["needs"]
+    # push mode deploys with a cluster credential; pull mode never holds one
+    assert "needs.plan.outputs.mode == 'push'" in jobs["deploy"]["if"]
+    assert "needs.plan.outputs.mode == 'pull'" in jobs["gitops"]["if"]
+    assert "KUBECONFIG" not in yaml.safe_dump(jobs["gitops"])
 
 
 # ------------------------------------------------ pr-comment.yaml: .github/scripts/pr-report.sh, run for real

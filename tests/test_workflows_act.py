@@ -11,8 +11,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -151,6 +153,98 @@ def test_deploy_with_a_cluster_credential_rolls_out_smoke_tests_and_tags_the_dep
     assert f"image: {IMAGE}" in run.kubectl[1]["stdin"]
     [tag] = deploy_tags(run)
     assert tag.startswith("refs/tags/deploy/staging/")
+
+
+# deploy.yaml in pull mode (GitOps): a real registry on loopback holds the digests; git is the record.
+
+
+def pull_mode(repo: Path) -> None:
+    params = repo / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    assert "\n  mode: push\n" in text
+    params.write_text(text.replace("\n  mode: push\n", "\n  mode: pull\n"), encoding="utf-8")
+
+
+def staging_declares(reference: str) -> Callable[[Path], None]:
+    """A commit on main in which the staging overlay declares `reference` (staging ran it)."""
+
+    def prepare(repo: Path) -> None:
+        from ops.deliver.gitops import write_pin
+
+        name, digest = reference.split("@")
+        write_pin(repo, "staging", name, digest)
+
+    return prepare
+
+
+@pytest.fixture(scope="module")
+def registry_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    from tests.support.registry import image_registry, push_image
+
+    with image_registry(tmp_path_factory.mktemp("registry")) as address:
+        yield {tag: f"{address}/owner/repo@{push_image(address, 'owner/repo', tag)}" for tag in ("a", "b")}
+
+
+def dispatch_gitops(tmp_path: Path, environment: str, image: str, **kwargs: Any) -> ActRun:
+    event = {"inputs": {"environment": environment, "image": image, "model_version": ""}}
+    return run_job(
+        "deploy.yaml",
+        "gitops",
+        "workflow_dispatch",
+        event,
+        tmp_path,
+        skipped=("image",),
+        base=pull_mode,
+        **kwargs,
+    )
+
+
+def overlay_at(origin: Path, branch: str, env: str) -> str:
+    return subprocess.run(
+        ["git", "--git-dir", str(origin), "show", f"{branch}:deploy/k8s/overlays/{env}/kustomization.yaml"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_pull_mode_commits_the_digest_to_staging_and_never_touches_a_cluster(
+    tmp_path: Path, registry_images: dict[str, str]
+) -> None:
+    run = dispatch_gitops(tmp_path, "staging", registry_images["a"])
+    assert_succeeded(run)
+    assert run.kubectl == []
+    assert "refs/heads/staging" in run.refs()
+    digest = registry_images["a"].split("@")[1]
+    assert f"digest: {digest}" in overlay_at(run.origin, "staging", "staging")
+    assert [argv for argv in run.of("gh") if argv[:2] == ["pr", "create"]] == []  # staging_bump: commit
+
+
+def test_pull_mode_refuses_a_digest_the_registry_does_not_hold(
+    tmp_path: Path, registry_images: dict[str, str]
+) -> None:
+    missing = registry_images["a"].split("@")[0] + "@sha256:" + "0" * 64
+    run = dispatch_gitops(tmp_path, "staging", missing)
+    assert run.returncode != 0
+    assert "the registry has no such manifest" in run.log
+    assert "refs/heads/staging" not in run.refs()
+
+
+def test_pull_mode_promotes_only_what_staging_ran_as_a_pull_request(
+    tmp_path: Path, registry_images: dict[str, str]
+) -> None:
+    ran, never = registry_images["a"], registry_images["b"]
+    run = dispatch_gitops(tmp_path / "never", "production", never, prepare=staging_declares(ran))
+    assert run.returncode != 0
+    assert "staging never ran it" in run.log
+    assert not [ref for ref in run.refs() if ref.startswith("refs/heads/deploy/")]
+
+    run = dispatch_gitops(tmp_path / "ran", "production", ran, prepare=staging_declares(ran))
+    assert_succeeded(run)
+    [create] = [argv for argv in run.of("gh") if argv[:2] == ["pr", "create"]]
+    branch = create[create.index("--head") + 1]
+    assert create[create.index("--base") + 1] == "main" and branch.startswith("deploy/production-")
+    assert f"digest: {ran.split('@')[1]}" in overlay_at(run.origin, branch, "production")
 
 
 # ------------------------------------------------------------------------------------------------- ci.yaml
