@@ -6,8 +6,8 @@ Prometheus and Grafana cannot, so this module writes it where they look:
   (Deployment, Service, ... `<name>-api`, ConfigMap `<name>-api-config`, Secret `<name>-api-secrets`) and the
   `app.kubernetes.io/name: <name>-api` label and selectors; written whole.
 - the overlays' namespace `<name>-<env>` and instance label, the tune job's namePrefix and label, the alert
-  group and names (`<Name>ApiHighErrorRate`), the dashboard's title, uid and tags: one line each, rewritten in
-  place (RULES) so the files keep their comments.
+  group and names (`<Name>ApiHighErrorRate`, also in their promtool unit tests), the dashboard's title, uid and
+  tags: one line each, rewritten in place (RULES) so the files keep their comments.
 `check` (tests/ops/test_project.py runs it) fails, naming the file, when one of them disagrees with params.yaml.
 """
 
@@ -35,6 +35,7 @@ ALERTS = (
     "PredictionLogBacklog",
     "PredictionLogFull",
 )
+ALERT_NAME = rf"\b([A-Z][A-Za-z0-9]*?)(?:{'|'.join(ALERTS)})\b"  # the prefix of `<Name>ApiHighErrorRate`
 
 
 def service_name(project: ProjectParams) -> str:
@@ -101,15 +102,14 @@ RULES: list[Rule] = [
         lambda p: f"{p.name}-tune",
     ),
     Rule("deploy/monitoring/alerts.yaml", r"(?m)^  - name: ([a-z0-9-]+)", service_name),
-    Rule("deploy/monitoring/alerts.yaml", rf"\b([A-Z][A-Za-z0-9]*?)(?:{'|'.join(ALERTS)})\b", alert_prefix),
+    Rule("deploy/monitoring/alerts.yaml", ALERT_NAME, alert_prefix),
+    Rule("deploy/monitoring/alerts.test.yaml", ALERT_NAME, alert_prefix),
     Rule("deploy/monitoring/dashboard.json", r'(?m)^  "title": ("[^"]*")', lambda p: json.dumps(p.title)),
     Rule("deploy/monitoring/dashboard.json", r'(?m)^  "uid": "([a-z0-9-]+)"', service_name),
     Rule(
         "deploy/monitoring/dashboard.json", r'(?m)^  "tags": \[\n    ("[^"]*")', lambda p: json.dumps(p.name)
     ),
-    Rule(
-        "deploy/monitoring/dashboard.json", rf"\b([A-Z][A-Za-z0-9]*?)(?:{'|'.join(ALERTS)})\b", alert_prefix
-    ),
+    Rule("deploy/monitoring/dashboard.json", ALERT_NAME, alert_prefix),
 ]
 
 

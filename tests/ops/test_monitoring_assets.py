@@ -1,10 +1,15 @@
 """deploy/monitoring: the Prometheus alert rules and the Grafana dashboard load, are well-formed and name only
-series the service exports (read from app/observability.py's registry: a renamed metric fails here)."""
+series the service exports (read from app/observability.py's registry: a renamed metric fails here); promtool
+accepts the rules and they pass their unit tests (alerts.test.yaml), which pin every alert's threshold and `for:`."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +17,9 @@ import yaml
 from tests.support.paths import REPO_ROOT
 
 ASSETS = REPO_ROOT / "deploy" / "monitoring"
+RULE_TESTS = (
+    "alerts.test.yaml"  # promtool's unit tests, beside the rules they test (rule_files: [alerts.yaml])
+)
 # after the project's prefix (`<Name>Api`, written by ops.project from params.yaml: tests/your_project)
 REQUIRED_ALERTS = {"HighErrorRate", "HighLatency", "NoTraffic", "ModelNotReady"}
 # PromQL words that are not series names.
@@ -126,4 +134,89 @@ def test_alert_rules_are_well_formed() -> None:
         assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["alert"]
         assert rule["labels"]["severity"] in {"page", "warn"}, rule["alert"]
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
-        assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
+
+
+def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["promtool", *map(str, args)], capture_output=True, text=True, check=False)
+
+
+def test_promtool_accepts_the_alert_rules() -> None:
+    """PromQL that parses, templates that compile, no duplicate rules: what Prometheus checks when it loads them."""
+    result = promtool("check", "rules", ASSETS / "alerts.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_alert_rules_pass_their_unit_tests() -> None:
+    result = promtool("test", "rules", ASSETS / RULE_TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_case_that_fires_and_one_that_stays_quiet() -> None:
+    """A new or renamed alert in alerts.yaml fails here until alerts.test.yaml has both cases for it."""
+    tests = yaml.safe_load((ASSETS / RULE_TESTS).read_text(encoding="utf-8"))
+    assert tests["rule_files"] == ["alerts.yaml"]
+    fires: set[str] = set()
+    quiet: set[str] = set()
+    for case in tests["tests"]:
+        for check in case["alert_rule_test"]:
+            (fires if check["exp_alerts"] else quiet).add(check["alertname"])
+    alerts = {rule["alert"] for rule in alert_rules()}
+    assert (sorted(alerts - fires), sorted(alerts - quiet), sorted((fires | quiet) - alerts)) == ([], [], [])
+
+
+THRESHOLD = re.compile(r"(>\s*)([0-9.]+)\s*$")  # the comparison that ends an alert's expression
+
+
+def scale_threshold(expr: str, factor: float) -> str:
+    """`... > 0.05` -> `... > 0.06` for factor 1.2."""
+    return THRESHOLD.sub(lambda m: f"{m.group(1)}{float(m.group(2)) * factor:g}", expr.strip())
+
+
+def shift_duration(duration: str, step: int) -> str:
+    """`10m` -> `11m` for step 1."""
+    return f"{int(duration[:-1]) + step}{duration[-1]}"
+
+
+Drift = Callable[[dict], dict]
+DRIFTS: dict[str, Drift] = {
+    "threshold +20%": lambda rule: {**rule, "expr": scale_threshold(rule["expr"], 1.2)},
+    "threshold -20%": lambda rule: {**rule, "expr": scale_threshold(rule["expr"], 0.8)},
+    "for: one unit longer": lambda rule: {**rule, "for": shift_duration(rule["for"], 1)},
+    "for: one unit shorter": lambda rule: {**rule, "for": shift_duration(rule["for"], -1)},
+}
+
+
+def has_positive_threshold(rule: dict) -> bool:
+    match = THRESHOLD.search(rule["expr"].strip())
+    return bool(match and float(match.group(2)) > 0)
+
+
+def rules_copy(directory: Path, alert: str | None = None, drift: Drift | None = None) -> Path:
+    """alerts.yaml and its unit tests copied to `directory`, with `drift` applied to the rule named `alert`."""
+    doc = yaml.safe_load((ASSETS / "alerts.yaml").read_text(encoding="utf-8"))
+    for group in doc["groups"]:
+        group["rules"] = [drift(r) if drift and r["alert"] == alert else r for r in group["rules"]]
+    (directory / "alerts.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    shutil.copy(ASSETS / RULE_TESTS, directory / RULE_TESTS)
+    return directory / RULE_TESTS
+
+
+def test_the_copy_the_drift_tests_edit_passes_unchanged(tmp_path: Path) -> None:
+    result = promtool("test", "rules", rules_copy(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("alert", "drift"),
+    [
+        (rule["alert"], name)
+        for rule in alert_rules()
+        for name in DRIFTS
+        if has_positive_threshold(rule) or not name.startswith("threshold")
+    ],
+)
+def test_the_unit_tests_fail_when_a_rule_drifts(tmp_path: Path, alert: str, drift: str) -> None:
+    """The tests pin each alert: a changed threshold or `for:` fails, naming the alert."""
+    result = promtool("test", "rules", rules_copy(tmp_path, alert, DRIFTS[drift]))
+    assert result.returncode != 0, f"{alert} with {drift} still passes alerts.test.yaml"
+    assert f"alertname: {alert}," in result.stdout + result.stderr

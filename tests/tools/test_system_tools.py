@@ -58,3 +58,4 @@ def test_several_missing_tools_are_named_once_with_one_install_line(tmp_path):
 def test_every_tool_the_tests_call_is_on_the_list():
     names = {cmd for cmd, _ in listed()}
     assert {"initdb", "podman", "runc", "mmdebstrap", "wrk", "chromium", "kubectl"} <= names
+    assert "promtool" in names  # the alert rules' checks and unit tests (tests/ops/test_monitoring_assets.py)
