@@ -7,12 +7,17 @@ Each repository is a copy of this one's deploy/ and params.yaml (renamed to the 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
+import threading
+import urllib.parse
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -112,7 +117,7 @@ def test_a_pin_changes_only_the_image_lines_of_the_shipped_overlays(env: str) ->
     ],
 )
 def test_a_reference_that_is_not_a_digest_is_refused(reference: str) -> None:
-    with pytest.raises(PipelineError, match="not a digest reference.*never a tag"):
+    with pytest.raises(PipelineError, match=r"not a digest reference.*never a tag"):
         pins.split_reference(reference)
 
 
@@ -149,7 +154,7 @@ def test_check_cli_fails_with_one_line_per_overlay(repo: Path, capsys: pytest.Ca
 def test_the_registry_is_asked_for_the_digest(images: dict[str, str], registry: str) -> None:
     require_manifest(images["one"])
     missing = f"{registry}/acme/api@sha256:{'0' * 64}"
-    with pytest.raises(PipelineError, match="the registry has no such manifest .*404.*push the image first"):
+    with pytest.raises(PipelineError, match=r"the registry has no such manifest .*404.*push the image first"):
         require_manifest(missing)
     with pytest.raises(PipelineError, match="no such manifest"):  # right digest, wrong repository
         require_manifest(images["one"].replace("acme/api", "acme/other"))
@@ -286,3 +291,81 @@ def test_publish_with_nothing_changed_commits_nothing(repo: Path, capsys: pytest
 def test_the_repositorys_overlays_are_deployable_in_its_mode() -> None:
     delivery = gitops.load_delivery(REPO_ROOT / "params.yaml")
     assert gitops.check(REPO_ROOT, delivery.mode) == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "environment", "action", "build"),
+    [
+        ("push", "staging", "deploy", "false"),  # a manual run names its image: nothing to build
+        ("pull", "staging", "bump", "false"),
+        ("pull", "production", "promote", "false"),
+    ],
+)
+def test_a_manual_run_plans_without_a_build(
+    repo: Path, mode: str, environment: str, action: str, build: str
+) -> None:
+    decided = gitops.plan(repo, gitops.DeliveryParams(mode=mode), "", environment=environment)
+    assert (decided["environment"], decided["action"], decided["build"]) == (environment, action, build)
+    with pytest.raises(PipelineError, match="environment 'qa': staging or production"):
+        gitops.plan(repo, gitops.DeliveryParams(mode=mode), "", environment="qa")
+
+
+class TokenRegistry(BaseHTTPRequestHandler):
+    """The distribution spec's token flow as GitHub's and Docker Hub's registries speak it: HEAD without a token
+    gets 401 and a Bearer challenge; the realm trades basic credentials for a token scoped to the repository."""
+
+    digest = "sha256:" + "5" * 64
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # the token endpoint
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        auth = self.headers.get("Authorization", "")
+        self.seen.append(("token", f"{query.get('scope', [''])[0]} {query.get('service', [''])[0]} {auth}"))
+        if auth != "Basic " + base64.b64encode(b"bot:s3cret").decode():
+            self.send_response(401)
+            self.end_headers()
+            return
+        body = json.dumps({"token": "t0ken"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.seen.append(("head", self.headers.get("Authorization", "")))
+        if self.headers.get("Authorization") != "Bearer t0ken":
+            host = f"http://{self.server.server_address[0]}:{self.server.server_address[1]}"
+            self.send_response(401)
+            self.send_header(
+                "WWW-Authenticate",
+                f'Bearer realm="{host}/token",service="registry.test",scope="repository:o/r:pull"',
+            )
+        else:
+            self.send_response(200 if self.path.endswith(self.digest) else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_a_registry_that_wants_a_token_gets_one_for_the_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(
+            PipelineError, match=r"no token from .*/token"
+        ):  # no credentials: the realm says 401
+            require_manifest(f"{address}/o/r@{TokenRegistry.digest}")
+        monkeypatch.setenv("REGISTRY_USERNAME", "bot")
+        monkeypatch.setenv("REGISTRY_PASSWORD", "s3cret")
+        TokenRegistry.seen.clear()
+        require_manifest(f"{address}/o/r@{TokenRegistry.digest}")
+        assert [kind for kind, _ in TokenRegistry.seen] == ["head", "token", "head"]
+        assert TokenRegistry.seen[1][1].startswith("repository:o/r:pull registry.test Basic ")
+        with pytest.raises(PipelineError, match="no such manifest"):
+            require_manifest(f"{address}/o/r@sha256:{'6' * 64}")
+    finally:
+        server.shutdown()
+        server.server_close()
