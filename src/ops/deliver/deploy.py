@@ -6,6 +6,10 @@
     python -m ops.deliver.deploy rollback staging                                # kubectl rollout undo
     python -m ops.deliver.deploy preflight staging --kubeconfig-out PATH         # CI: is there a cluster?
 
+With the canary component (deploy/k8s/canary) the overlay renders an Argo Rollouts Rollout: `apply` then waits
+for the Rollout to promote the new revision or abort it (ops.deliver.rollout), and undoes the Deployment
+template on an abort.
+
 The overlay in deploy/k8s/overlays/<env> is rendered with `kubectl kustomize`; the names of its Deployment,
 Service and namespace are read from that rendering (they follow params.yaml `project.name`: `make project`), so
 nothing here is named twice. The `api` container of the Deployment gets the image digest (no sed, no edited files); the result goes to `kubectl apply`. A rollout that
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcore.errors import PipelineError, cli_entrypoint
+from ops.deliver import rollout
 from ops.deliver.smoke import check_service, free_port, wait_until_ready
 from ops.github import set_outputs
 
@@ -123,11 +128,54 @@ def rollback(ns: str, deployment: str, timeout_s: int) -> str:
     return "rolled back to the previous revision"
 
 
-def apply(env: str, image: str, timeout_s: int = 300, root: Path = OVERLAYS) -> str:
-    """Apply the overlay with `image`; wait for the rollout; on failure undo it and raise."""
+def rollout_name(docs: list[dict[str, Any]]) -> str:
+    """The Argo Rollouts Rollout the overlay renders (the deploy/k8s/canary component), or ""."""
+    found = [d for d in docs if d.get("kind") == "Rollout"]
+    return str(found[0]["metadata"]["name"]) if found else ""
+
+
+def require_rollouts_api() -> None:
+    listed = kubectl("api-resources", "--api-group", "argoproj.io", "-o", "name", check=False)
+    if listed.returncode != 0 or "rollouts.argoproj.io" not in listed.stdout.split():
+        raise PipelineError(
+            "the overlay renders an Argo Rollouts Rollout (deploy/k8s/canary) but the cluster serves no "
+            "rollouts.argoproj.io API: install Argo Rollouts (docs/deployment.md, 'Canary analysis') or remove "
+            "../../canary from the overlay's components"
+        )
+
+
+def get_json(*args: str) -> dict[str, Any]:
+    got = kubectl("get", *args, "-o", "json", check=False)
+    return rollout.parse(got.stdout, args[0]) if got.returncode == 0 else {}
+
+
+def apply(
+    env: str, image: str, timeout_s: int = 300, root: Path = OVERLAYS, canary_timeout_s: int = 2400
+) -> str:
+    """Apply the overlay with `image`; wait for the rollout (or, with the canary component, for the Rollout to
+    promote it); on failure undo it and raise."""
     docs = set_image(render(env, root), image)
     ns, deployment = namespace(docs), deployment_name(docs)
+    canary = rollout_name(docs)
+    if canary:
+        require_rollouts_api()
+        before = rollout.Status.of(get_json(f"rollout/{canary}", "-n", ns)).stable
+        generation = get_json(f"deployment/{deployment}", "-n", ns).get("metadata", {}).get("generation")
     kubectl("apply", "-f", "-", input=to_yaml(docs))
+    if canary:
+        applied = get_json(f"deployment/{deployment}", "-n", ns).get("metadata", {}).get("generation")
+        try:
+            outcome = rollout.wait(
+                lambda: get_json(f"rollout/{canary}", "-n", ns),
+                before,
+                canary_timeout_s,
+                same_template=generation is not None and generation == applied,
+            )
+        except PipelineError as exc:
+            undone = rollback(ns, deployment, timeout_s)
+            raise PipelineError(f"rollout of {image} to {ns}: {exc}; {undone}") from exc
+        print(f"rollout/{canary}: {outcome}")
+        return ns
     status = kubectl(
         "rollout", "status", f"deployment/{deployment}", "-n", ns, f"--timeout={timeout_s}s", check=False
     )
@@ -219,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("env", help="overlay name under deploy/k8s/overlays (staging, production)")
         p.add_argument("--overlays", type=Path, default=OVERLAYS)
         p.add_argument("--timeout", type=int, default=300, help="seconds to wait for a rollout")
+        p.add_argument("--canary-timeout", type=int, default=2400, help="seconds a canary may take (Rollout)")
     for name in ("render", "apply"):
         commands[name].add_argument("--image", required=True, help="image digest reference to deploy")
     commands["smoke"].add_argument("--url", default="", help="service URL; default: kubectl port-forward")
@@ -237,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "render":
         sys.stdout.write(to_yaml(set_image(render(args.env, args.overlays), args.image)))
     elif args.command == "apply":
-        ns = apply(args.env, args.image, args.timeout, args.overlays)
+        ns = apply(args.env, args.image, args.timeout, args.overlays, args.canary_timeout)
         print(f"deployed {args.image} to namespace {ns}")
     elif args.command == "smoke":
         if not smoke(args.env, args.url or None, args.model_version or None, root=args.overlays):

@@ -41,6 +41,19 @@ if args[0] == "port-forward":
 if args[:2] == ["rollout", "status"]:
     print("deployment rollout status: " + os.environ.get("FAKE_ROLLOUT", "ok"))
     sys.exit(0 if os.environ.get("FAKE_ROLLOUT", "ok") == "ok" else 1)
+if args[:1] == ["api-resources"]:
+    print(os.environ.get("FAKE_API_RESOURCES", "rollouts.argoproj.io\\nanalysistemplates.argoproj.io"))
+    sys.exit(0)
+if args[:1] == ["get"]:
+    # FAKE_GET_<KIND>: a JSON file holding the list of answers; each call takes the first, the last repeats
+    path = os.environ.get("FAKE_GET_" + args[1].split("/")[0].upper())
+    if not path:
+        sys.exit("Error from server (NotFound): " + args[1] + " not found")
+    answers = json.load(open(path))
+    print(json.dumps(answers[0]))
+    if len(answers) > 1:
+        json.dump(answers[1:], open(path, "w"))
+    sys.exit(0)
 sys.exit(0)
 """
 
