@@ -61,4 +61,4 @@ gitops-promote: venv ## Pull mode: pin production to the digest staging runs (or
 	$(BIN)/python -m ops.deliver.gitops promote $(if $(DIGEST),--digest "$(DIGEST)")
 
 gitops-publish: venv ## Pull mode: commit ENV's overlay change; push it to its branch or open a PR (HOW=commit|pull-request)
-	$(BIN)/python -m ops.deliver.gitops publish $(ENV) --how "$(HOW)"
+	$(BIN)/python -m ops.deliver.gitops publish $(ENV) --how "$(HOW)" --model-version "$(MODEL_VERSION)"

@@ -9,9 +9,11 @@ right now?" with `make lineage ENV=production` (`python -m ops.lineage show --en
 - `lineage/<model_version>.json`: one record per model that `make retrain` trained: the above, the facts of
   the run that are not reproducible (the git commit, uncommitted changes under src/, the data.dvc version of
   the raw data), the metrics of champion and challenger on the same window and the decision with its reasons;
-- a deployment is an annotated git tag `deploy/<environment>/<UTC time>` on the deployed commit, whose message
+- a deployment (push mode) is an annotated git tag `deploy/<environment>/<UTC time>` on the deployed commit, whose message
   is JSON {environment, model_version, image_digest, deployed_at}: `python -m ops.lineage deployed ...`
-  creates it (the deploy workflow runs it and pushes the tag).
+  creates it (the deploy workflow runs it and pushes the tag). In pull mode (params.yaml delivery.mode) the
+  overlay is the record: its digest, the bump commit that first declared it in staging and that commit's
+  `Image-Built-From` and `Model-Version` trailers (ops.deliver.gitops.declared_build).
 
 `show` follows the newest deployment tag of the environment to its commit and reads the model's lineage record
 there; a model without a record (trained by a plain `dvc repro` in a pull request) is described from that
@@ -35,6 +37,11 @@ from mlcore.artifact import load_metadata
 from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.io import write_json
 from ops.repo import git_show, model_md5, run
+
+try:  # pull-mode deployments are declared in the overlays (the deliver feature; optional)
+    from ops.deliver.gitops import declared_build
+except ModuleNotFoundError:  # src/ops/deliver deleted
+    declared_build = None
 
 TAG_PREFIX = "deploy"
 _ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -223,6 +230,12 @@ def describe_workspace(root: Path, model_dir: str = "model", lineage_dir: str = 
 def query(root: Path, environment: str | None = None, rev: str | None = None) -> dict[str, Any]:
     if environment:
         found = deployments(root, environment)
+        declared = declared_build(root, environment) if declared_build and not found else None
+        if declared:
+            return {
+                "deployment": declared,
+                **describe_commit(root, declared["commit"], declared["model_version"] or None),
+            }
         if not found:
             raise PipelineError(
                 f"no deployment to '{environment}' recorded (no git tag "
@@ -238,10 +251,15 @@ def query(root: Path, environment: str | None = None, rev: str | None = None) ->
 def render(info: dict[str, Any]) -> str:
     lines = []
     dep = info.get("deployment")
-    if dep:
+    if dep and "tag" in dep:
         lines.append(
             f"{dep['environment']}: model {dep.get('model_version')} since {dep.get('deployed_at')}, "
             f"image {dep.get('image_digest')} (tag {dep['tag']})"
+        )
+    elif dep:  # pull mode: the overlay declares it
+        lines.append(
+            f"{dep['environment']}: model {dep.get('model_version') or info.get('model_version')}, "
+            f"image {dep['image_digest']} (declared by {dep['declared_in'][:12]}, built from {dep['commit'][:12]})"
         )
     else:
         lines.append(f"model {info.get('model_version')}")

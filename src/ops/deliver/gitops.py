@@ -39,6 +39,8 @@ STAGING, PRODUCTION = "staging", "production"
 # A commit that changes only these declares what runs; it needs no new image (a bump, a promotion, a revert).
 DECLARATIONS = (f"{OVERLAYS}/",)
 ZERO_SHA = "0" * 40
+# Trailers of a bump commit: what lineage (`make lineage ENV=...`) reads back in pull mode.
+BUILT_FROM, MODEL_VERSION = "Image-Built-From", "Model-Version"
 
 
 class DeliveryParams(Section):
@@ -139,6 +141,44 @@ def declared_digests(root: Path, env: str, rev: str = "HEAD") -> list[tuple[str,
         if pin.digest:
             found.append((commit, pin))
     return found
+
+
+def pin_at(root: Path, env: str, rev: str) -> Pin | None:
+    """`env`'s pin at commit `rev`, or None where the overlay is absent there."""
+    path = f"{OVERLAYS}/{env}/kustomization.yaml"
+    shown = run(["git", "show", f"{rev}:{path}"], root, check=False, capture=True, echo=False)
+    return read_pin(shown.stdout, f"{path} at {rev}") if shown.returncode == 0 else None
+
+
+def trailers(root: Path, commit: str) -> dict[str, str]:
+    shown = run(
+        ["git", "show", "-s", "--format=%(trailers:only,unfold)", commit], root, capture=True, echo=False
+    )
+    return dict(line.split(": ", 1) for line in shown.stdout.splitlines() if ": " in line)
+
+
+def declared_build(root: Path, env: str, rev: str = "HEAD") -> dict[str, str] | None:
+    """In pull mode, what `env` runs according to git at `rev`: its digest, the commit of the staging overlay that
+    first declared that digest, and the commit the image was built from (that commit's `Image-Built-From`
+    trailer, else its first parent) with the model version it recorded. None when `env` declares no digest."""
+    pin = pin_at(root, env, rev)
+    if pin is None or not pin.digest:
+        return None
+    first = [
+        commit for commit, declared in declared_digests(root, STAGING, rev) if declared.digest == pin.digest
+    ]
+    if not first:
+        return None
+    declaring = first[-1]  # newest first: the last is the oldest, the bump itself
+    marks = trailers(root, declaring)
+    built = marks.get(BUILT_FROM) or commit_of(root, f"{declaring}^") or declaring
+    return {
+        "environment": env,
+        "image_digest": pin.reference,
+        "model_version": marks.get(MODEL_VERSION, ""),
+        "declared_in": declaring,
+        "commit": built,
+    }
 
 
 def promote(root: Path, digest: str = "", rev: str = "HEAD") -> Change:
@@ -242,9 +282,11 @@ def publish(
     how: str,
     remote: str = "origin",
     open_pr: bool = True,
+    marks: dict[str, str] | None = None,
 ) -> str:
     """Commit `change` and land it: straight onto the environment's branch (`commit`) or as a pull request from
-    `<branch_prefix><env>-<digest 12>` (`pull-request`; production is always promoted that way)."""
+    `<branch_prefix><env>-<digest 12>` (`pull-request`; production is always promoted that way). `marks` become
+    the commit's trailers (Image-Built-From, Model-Version: what lineage reads back)."""
     if not change.changed:
         return change.line()
     base = delivery.staging_branch if change.env == STAGING else delivery.production_branch
@@ -256,6 +298,9 @@ def publish(
         f"Pull mode (params.yaml delivery.mode): Argo CD or Flux applies {OVERLAYS}/{change.env}.\n"
         "Roll back with `git revert` of this commit."
     )
+    recorded = {key: value for key, value in (marks or {}).items() if value}
+    if recorded:
+        body += "\n\n" + "\n".join(f"{key}: {value}" for key, value in recorded.items())
     path = overlay_file(change.env, root).relative_to(root).as_posix()
     if how == "pull-request":
         branch = f"{delivery.branch_prefix}{change.env}-{short}"
@@ -298,6 +343,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--how", choices=("commit", "pull-request", "params"), default="params")
     p.add_argument("--remote", default="origin")
     p.add_argument("--no-pr", action="store_true", help="push the branch, open no pull request")
+    p.add_argument("--model-version", default="", help="recorded as a trailer (make lineage reads it)")
+    p.add_argument("--built-from", default="", help="the commit the image was built from (default: HEAD)")
     sub.add_parser("check", help="refuse overlays pull mode cannot deploy (a tag instead of a digest)")
     return parser
 
@@ -321,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         how = args.how
         if how == "params":
             how = delivery.staging_bump if args.env == STAGING else "pull-request"
-        outcome = publish(root, change, delivery, how, args.remote, open_pr=not args.no_pr)
+        marks = {BUILT_FROM: args.built_from or commit_of(root, "HEAD"), MODEL_VERSION: args.model_version}
+        outcome = publish(root, change, delivery, how, args.remote, not args.no_pr, marks)
         print(outcome)
         add_summary(f"GitOps: {outcome}")
     else:

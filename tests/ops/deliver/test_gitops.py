@@ -369,3 +369,30 @@ def test_a_registry_that_wants_a_token_gets_one_for_the_credentials(monkeypatch:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_lineage_in_pull_mode_follows_the_digest_back_to_the_commit_it_was_built_from(
+    repo: Path, images: dict[str, str]
+) -> None:
+    from ops.lineage import query, render
+
+    (repo / "app.py").write_text("print('the built code')\n")
+    git(repo, "add", "app.py")
+    git(repo, "commit", "-qm", "code")
+    built = git(repo, "rev-parse", "HEAD").strip()
+    gitops.bump(repo, "staging", images["one"])
+    marks = {gitops.BUILT_FROM: built, gitops.MODEL_VERSION: "feedc0ffee00"}
+    gitops.publish(repo, gitops.pending_change(repo, "staging"), PULL, "commit", marks=marks)
+    (repo / "app.py").write_text("print('later code')\n")  # staging moves on; production is promoted later
+    git(repo, "commit", "-qam", "later")
+    gitops.promote(repo)
+    git(repo, "commit", "-qam", "promote(production)")
+
+    for env in ("staging", "production"):
+        info = query(repo, env)
+        assert info["deployment"]["commit"] == built, env
+        assert info["deployment"]["image_digest"] == images["one"]
+        assert info["deployment"]["model_version"] == "feedc0ffee00"
+        assert render(info).startswith(f"{env}: model feedc0ffee00, image {images['one']}")
+    with pytest.raises(PipelineError, match="no deployment to 'qa' recorded"):
+        query(repo, "qa")
