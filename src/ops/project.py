@@ -113,7 +113,9 @@ def _gitops_rules(env: str) -> list[Rule]:
         Rule(f"{ARGOCD}/appproject.yaml", _prefix_of("namespace", f"-{env}"), project_name),
         Rule(f"{ARGOCD}/applicationset.yaml", _prefix_of("name", f"-api-{env}"), project_name),
         Rule(f"{ARGOCD}/applicationset.yaml", _prefix_of("namespace", f"-{env}"), project_name),
-        Rule(f"{ARGOCD}/{env}/kustomization.yaml", r"(?m)^namespace: ([a-z0-9-]+)", lambda p: f"{p.name}-{env}"),
+        Rule(
+            f"{ARGOCD}/{env}/kustomization.yaml", r"(?m)^namespace: ([a-z0-9-]+)", lambda p: f"{p.name}-{env}"
+        ),
         Rule(f"{FLUX}/gitrepository.yaml", _prefix_of("name", f"-{env}"), project_name),
         Rule(f"{FLUX}/kustomizations.yaml", _prefix_of("name", f"-{env}"), project_name),
         Rule(f"{FLUX}/kustomizations.yaml", _prefix_of("targetNamespace", f"-{env}"), project_name),

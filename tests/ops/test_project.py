@@ -81,13 +81,16 @@ def test_pull_modes_argo_cd_and_flux_objects_follow_a_rename(acme: Path):
     assert [(e["name"], e["namespace"]) for e in appset["spec"]["generators"][0]["list"]["elements"]] == [
         (f"acme-risk-api-{env}", f"acme-risk-{env}") for env in ENVIRONMENTS
     ]
-    assert {d["namespace"] for d in appproject["spec"]["destinations"]} == {f"acme-risk-{e}" for e in ENVIRONMENTS}
+    assert {d["namespace"] for d in appproject["spec"]["destinations"]} == {
+        f"acme-risk-{e}" for e in ENVIRONMENTS
+    }
     for env in ENVIRONMENTS:
         synced = kustomize(gitops / "argocd" / env)
         assert {d["metadata"]["namespace"] for d in synced} == {f"acme-risk-{env}"}
         job = next(d for d in synced if d["kind"] == "Job")
         assert job["metadata"]["name"] == "acme-risk-api-smoke-test"
-        assert {"name": "SERVICE", "value": "acme-risk-api"} in job["spec"]["template"]["spec"]["containers"][0]["env"]
+        (smoke,) = job["spec"]["template"]["spec"]["containers"]
+        assert {"name": "SERVICE", "value": "acme-risk-api"} in smoke["env"]
     flux = kustomize(gitops / "flux")
     assert {d["metadata"]["name"] for d in flux} == {f"acme-risk-{env}" for env in ENVIRONMENTS}
     assert {d["spec"].get("targetNamespace") for d in flux if d["kind"] == "Kustomization"} == {

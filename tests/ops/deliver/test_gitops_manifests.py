@@ -89,7 +89,8 @@ def test_every_argo_and_flux_object_under_deploy_passes_its_crd_schema(rendered:
         valid.add((Path(file), api_version, name))
     # the pull-mode objects themselves, rendered as `kubectl apply -k` sends them
     kinds_of = {
-        root: {name.split("/")[0] for file, _, name in valid if rendered[file] == root} for root in (ARGOCD, FLUX)
+        root: {name.split("/")[0] for file, _, name in valid if rendered[file] == root}
+        for root in (ARGOCD, FLUX)
     }
     assert kinds_of == {ARGOCD: {"AppProject", "ApplicationSet"}, FLUX: {"GitRepository", "Kustomization"}}
     # nothing with a CRD's apiVersion was skipped: a kind or version the validator does not know fails here
@@ -195,7 +196,9 @@ def test_argo_cd_syncs_each_overlay_from_its_branch_into_its_namespace():
         assert source["repoURL"] in project["spec"]["sourceRepos"]
         synced = REPO_ROOT / source["path"]
         kustomization = yaml.safe_load((synced / "kustomization.yaml").read_text())
-        assert (synced / kustomization["resources"][0]).resolve() == (DEPLOY / "k8s" / "overlays" / env).resolve()
+        assert (synced / kustomization["resources"][0]).resolve() == (
+            DEPLOY / "k8s" / "overlays" / env
+        ).resolve()
         overlay = deploy.render(env)
         assert destination["namespace"] == deploy.namespace(overlay)
         assert {"server": destination["server"], "namespace": destination["namespace"]} in project["spec"][
@@ -244,7 +247,10 @@ def test_the_post_sync_smoke_test_runs_the_apis_image_against_its_service_locked
     env_vars = {e["name"]: e for e in container["env"]}
     assert container["image"] == api["image"]
     assert env_vars["SERVICE"]["value"] == deploy.service_name(overlay)
-    assert container["command"][-2:] == ["-m", "ops.deliver.smoke"] and container["args"][0] == "http://$(SERVICE)"
+    assert (
+        container["command"][-2:] == ["-m", "ops.deliver.smoke"]
+        and container["args"][0] == "http://$(SERVICE)"
+    )
     api_secret = {e["valueFrom"]["secretKeyRef"]["name"] for e in api["env"] if "valueFrom" in e}
     assert {env_vars["SMOKE_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]} == api_secret
     # non-root, read-only root, no API token, bounded in resources and time
@@ -260,7 +266,8 @@ def test_the_post_sync_smoke_test_runs_the_apis_image_against_its_service_locked
     admitted = [
         rule
         for policy in synced
-        if policy["kind"] == "NetworkPolicy" and policy["spec"]["podSelector"]["matchLabels"].items() <= api_labels.items()
+        if policy["kind"] == "NetworkPolicy"
+        and policy["spec"]["podSelector"]["matchLabels"].items() <= api_labels.items()
         for rule in policy["spec"]["ingress"]
         if any(
             set(peer) == {"podSelector"} and peer["podSelector"]["matchLabels"].items() <= labels.items()
@@ -303,7 +310,7 @@ def test_flux_applies_the_same_overlay_from_its_branch_and_waits_for_health(env:
     )
     assert spec["sourceRef"]["kind"] == "GitRepository"
     assert source["spec"]["ref"] == {"branch": BRANCHES[env]}
-    assert source["spec"]["url"] in app_project()["spec"]["sourceRepos"]   # the same repository as Argo CD
+    assert source["spec"]["url"] in app_project()["spec"]["sourceRepos"]  # the same repository as Argo CD
 
 
 def test_the_image_carries_the_smoke_test_and_nothing_it_imports_beyond_mlcore():
@@ -315,12 +322,17 @@ def test_the_image_carries_the_smoke_test_and_nothing_it_imports_beyond_mlcore()
             name
             for node in ast.walk(tree)
             for name in (
-                [a.name for a in node.names] if isinstance(node, ast.Import)
-                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
             )
         }
         outside = {
-            name for name in imported if name.split(".")[0] not in sys.stdlib_module_names | {"__future__", "mlcore"}
+            name
+            for name in imported
+            if name.split(".")[0] not in sys.stdlib_module_names | {"__future__", "mlcore"}
         }
         assert outside == set(), rel
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
