@@ -97,7 +97,10 @@ def test_every_argo_and_flux_object_under_deploy_passes_its_crd_schema(rendered:
     for file in rendered:
         for doc in docs_of(file.read_text()):
             if CRD_GROUP.match(str(doc.get("apiVersion", ""))):
-                assert (file, doc["apiVersion"], f"{doc['kind']}/{doc['metadata']['name']}") in valid, file
+                name = f"{doc['kind']}/{doc['metadata']['name']}"
+                assert (file, doc["apiVersion"], name) in valid, (
+                    f"{file}: {doc['apiVersion']} {name}: no schema"
+                )
 
 
 BROKEN = {
