@@ -218,11 +218,11 @@ def test_argo_cd_syncs_each_overlay_from_its_branch_into_its_namespace():
 def test_argo_cd_syncs_the_overlay_unchanged_plus_the_smoke_test(env: str):
     synced = docs_of(kustomize(ARGOCD / env))
     overlay = deploy.render(env)
-    hooks = [d for d in synced if "argocd.argoproj.io/hook" in d["metadata"].get("annotations", {})]
-    assert [d for d in synced if d not in hooks and d not in overlay] == [
-        next(d for d in synced if d["kind"] == "NetworkPolicy" and d not in overlay)
-    ]
+    # every object of the overlay, as it renders alone, and only the smoke test's two objects besides
     assert all(d in synced for d in overlay)
+    smoke_test = f"{deploy.deployment_name(overlay)}-smoke-test"
+    added = sorted((d["kind"], d["metadata"]["name"]) for d in synced if d not in overlay)
+    assert added == [("Job", smoke_test), ("NetworkPolicy", smoke_test)]
     # everything synced is a kind the AppProject allows, and nothing is cluster-scoped
     project = app_project()["spec"]
     allowed = {(k["group"], k["kind"]) for k in project["namespaceResourceWhitelist"]}
