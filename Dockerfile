@@ -25,6 +25,11 @@ RUN /opt/build-tools/bin/uv pip install --python /opt/venv/bin/python -r /tmp/se
 # The service's files, made world-readable here (model files are written 0600) so runtime copies one layer.
 # The service imports only the shared core (src/mlcore), never the pipeline or ops packages.
 COPY src/mlcore/ /srv/mlcore/
+# The smoke test (standard library + mlcore.errors) rides along, so the Argo CD PostSync hook
+# (deploy/gitops/argocd/smoke-test) runs `python -m ops.deliver.smoke` in this image: only these three files.
+COPY src/ops/__init__.py /srv/ops/__init__.py
+COPY src/ops/deliver/__init__.py /srv/ops/deliver/__init__.py
+COPY src/ops/deliver/smoke.py /srv/ops/deliver/smoke.py
 COPY app/ /srv/app/
 COPY model/ /srv/model/
 RUN chmod -R u=rwX,go=rX /srv

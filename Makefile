@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 TEST_WORKERS ?= 2
 
-.PHONY: help venv data data-or-skip run repro test lock clean model-from-lock system-tools
+.PHONY: help venv data data-or-skip run repro test lock clean model-from-lock system-tools crd-schemas
 
 help: ## List the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
@@ -46,7 +46,16 @@ model-from-lock: venv ## Put the model HEAD's dvc.lock records in model/: pulled
 system-tools: ## Check the system tools the tests need (tools/system-tools.txt); apt-get install them where possible
 	@tools/system-tools
 
-test: venv system-tools ## Run the test suite (TEST_WORKERS=2 pytest-xdist processes, one test module each at a time)
+# The Argo CD, Argo Rollouts and Flux CRD schemas, offline (tools/crd-schemas: the @kubernetes-models packages,
+# pinned by its package-lock.json); `npm ci` only when node_modules is missing or older than the lock file.
+CRD_SCHEMAS := tools/crd-schemas
+crd-schemas: $(CRD_SCHEMAS)/node_modules/.installed ## Install the CRD schema validator (npm ci in tools/crd-schemas, when missing or outdated)
+
+$(CRD_SCHEMAS)/node_modules/.installed: $(CRD_SCHEMAS)/package.json $(CRD_SCHEMAS)/package-lock.json
+	cd $(CRD_SCHEMAS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: venv system-tools crd-schemas ## Run the test suite (TEST_WORKERS=2 pytest-xdist processes, one test module each at a time)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lock: ## Re-pin requirements/*.txt from requirements/*.in

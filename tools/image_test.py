@@ -177,6 +177,24 @@ def container_checks(engine: Engine, cid: str, grace: float) -> list[Check]:
     checks = []
     uids = process_uids(engine, cid)
     checks.append(Check("no process runs as root", bool(uids) and 0 not in uids, f"uids {sorted(set(uids))}"))
+    # what deploy/gitops/argocd/smoke-test/job.yaml runs, from inside the image, as its non-root user
+    smoke = engine.run(
+        "exec",
+        cid,
+        "/opt/venv/bin/python",
+        "-m",
+        "ops.deliver.smoke",
+        f"http://127.0.0.1:{CONTAINER_PORT}",
+        check=False,
+    )
+    said = (smoke.stdout + smoke.stderr).strip().splitlines()
+    checks.append(
+        Check(
+            "the image's own smoke test passes (the Argo CD PostSync hook's command)",
+            smoke.returncode == 0,
+            said[-1] if said else f"exit {smoke.returncode}",
+        )
+    )
     health = engine.run("healthcheck", "run", cid, check=False)
     checks.append(
         Check(

@@ -6,8 +6,9 @@ Prometheus and Grafana cannot, so this module writes it where they look:
   (Deployment, Service, ... `<name>-api`, ConfigMap `<name>-api-config`, Secret `<name>-api-secrets`) and the
   `app.kubernetes.io/name: <name>-api` label and selectors; written whole.
 - the overlays' namespace `<name>-<env>` and instance label, the tune job's namePrefix and label, the alert
-  group and names (`<Name>ApiHighErrorRate`, also in their promtool unit tests), the dashboard's title, uid and
-  tags: one line each, rewritten in place (RULES) so the files keep their comments.
+  group and names (`<Name>ApiHighErrorRate`, also in their promtool unit tests), the dashboard's title, uid
+  and tags, pull mode's Argo CD project, ApplicationSet and Flux objects (deploy/gitops): one line each,
+  rewritten in place (RULES) so the files keep their comments.
 `check` (tests/ops/test_project.py runs it) fails, naming the file, when one of them disagrees with params.yaml.
 """
 
@@ -93,8 +94,42 @@ def _overlay_rules(env: str) -> list[Rule]:
     ]
 
 
+def project_name(project: ProjectParams) -> str:
+    return project.name
+
+
+def _prefix_of(key: str, suffix: str) -> str:
+    """`key: <name><suffix>` (`namespace: acme-staging`): the group is the project name before the suffix."""
+    return rf"\b{key}: ([a-z0-9-]+?){suffix}\b"
+
+
+ARGOCD = "deploy/gitops/argocd"
+FLUX = "deploy/gitops/flux"
+
+
+def _gitops_rules(env: str) -> list[Rule]:
+    """Pull mode's names for `env`: Argo CD's project, ApplicationSet and per-environment kustomization, Flux's
+    GitRepository and Kustomization (deploy/gitops/; docs/deployment.md "Pull mode: Argo CD or Flux")."""
+    return [
+        Rule(f"{ARGOCD}/appproject.yaml", _prefix_of("namespace", f"-{env}"), project_name),
+        Rule(f"{ARGOCD}/applicationset.yaml", _prefix_of("name", f"-api-{env}"), project_name),
+        Rule(f"{ARGOCD}/applicationset.yaml", _prefix_of("namespace", f"-{env}"), project_name),
+        Rule(
+            f"{ARGOCD}/{env}/kustomization.yaml", r"(?m)^namespace: ([a-z0-9-]+)", lambda p: f"{p.name}-{env}"
+        ),
+        Rule(f"{FLUX}/gitrepository.yaml", _prefix_of("name", f"-{env}"), project_name),
+        Rule(f"{FLUX}/kustomizations.yaml", _prefix_of("name", f"-{env}"), project_name),
+        Rule(f"{FLUX}/kustomizations.yaml", _prefix_of("targetNamespace", f"-{env}"), project_name),
+    ]
+
+
 RULES: list[Rule] = [
     *(rule for env in ENVIRONMENTS for rule in _overlay_rules(env)),
+    *(rule for env in ENVIRONMENTS for rule in _gitops_rules(env)),
+    Rule(f"{ARGOCD}/appproject.yaml", r"(?m)^  name: ([a-z0-9-]+)", project_name),
+    Rule(f"{ARGOCD}/applicationset.yaml", r"(?m)^  name: ([a-z0-9-]+)", service_name),
+    Rule(f"{ARGOCD}/applicationset.yaml", r"\bproject: ([a-z0-9-]+)", project_name),
+    Rule(f"{ARGOCD}/smoke-test/kustomization.yaml", r"kind: Service, name: ([a-z0-9-]+)", service_name),
     Rule("deploy/k8s/tune-job/kustomization.yaml", r"(?m)^namePrefix: ([a-z0-9-]+)", lambda p: f"{p.name}-"),
     Rule(
         "deploy/k8s/tune-job/kustomization.yaml",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -68,6 +69,35 @@ def test_the_tune_job_follows_a_rename(acme: Path):
     source = next(d for d in docs if d["kind"] == "ConfigMap")["metadata"]["name"]
     assert source.startswith("acme-risk-tune-source-") and source in json.dumps(job)
     assert "churn" not in deploy.to_yaml(docs)
+
+
+def test_pull_modes_argo_cd_and_flux_objects_follow_a_rename(acme: Path):
+    gitops = acme / "deploy" / "gitops"
+    argocd = kustomize(gitops / "argocd")
+    appset = next(d for d in argocd if d["kind"] == "ApplicationSet")
+    appproject = next(d for d in argocd if d["kind"] == "AppProject")
+    assert appproject["metadata"]["name"] == appset["spec"]["template"]["spec"]["project"] == "acme-risk"
+    assert appset["metadata"]["name"] == "acme-risk-api"
+    assert [(e["name"], e["namespace"]) for e in appset["spec"]["generators"][0]["list"]["elements"]] == [
+        (f"acme-risk-api-{env}", f"acme-risk-{env}") for env in ENVIRONMENTS
+    ]
+    assert {d["namespace"] for d in appproject["spec"]["destinations"]} == {
+        f"acme-risk-{e}" for e in ENVIRONMENTS
+    }
+    for env in ENVIRONMENTS:
+        synced = kustomize(gitops / "argocd" / env)
+        assert {d["metadata"]["namespace"] for d in synced} == {f"acme-risk-{env}"}
+        job = next(d for d in synced if d["kind"] == "Job")
+        assert job["metadata"]["name"] == "acme-risk-api-smoke-test"
+        (smoke,) = job["spec"]["template"]["spec"]["containers"]
+        assert {"name": "SERVICE", "value": "acme-risk-api"} in smoke["env"]
+    flux = kustomize(gitops / "flux")
+    assert {d["metadata"]["name"] for d in flux} == {f"acme-risk-{env}" for env in ENVIRONMENTS}
+    assert {d["spec"].get("targetNamespace") for d in flux if d["kind"] == "Kustomization"} == {
+        f"acme-risk-{env}" for env in ENVIRONMENTS
+    }
+    old = load_params(TEST_PARAMS).project.name
+    assert not [p for p in gitops.rglob("*.yaml") if re.search(rf"\b{old}-", p.read_text())]
 
 
 def test_alerts_and_dashboard_follow_a_rename(acme: Path):

@@ -1,7 +1,7 @@
 """Build the serving container image: `python -m ops.deliver.image build` (`make image`).
 
 The Dockerfile is built with podman (or docker; CONTAINER_ENGINE chooses) from a context that holds only what
-it copies (`CONTEXT_PATHS`: the app, the shared core src/mlcore, the serving requirements, the model), and the
+it copies (`CONTEXT_PATHS`: the app, the shared core src/mlcore, the serving requirements, the model, the smoke test), and the
 image is labelled with the git revision, the model version and the project (params.yaml `project`: the default
 tag is `localhost/<name>-api:dev`). `model-version` prints the version for the
 deploy workflow. The end-to-end test of the image (`make image-test`) is developer tooling: tools/image_test.py.
@@ -25,7 +25,9 @@ from pipeline.config import ProjectParams, load_params
 
 CONTAINER_PORT = 8000
 # What the runtime image needs from the repository (the Dockerfile copies exactly these).
-CONTEXT_PATHS = ("Dockerfile", ".dockerignore", "requirements/serve.txt", "app", "src/mlcore")
+# the smoke test's three files: the Argo CD PostSync hook runs it in this image (deploy/gitops/argocd/smoke-test)
+SMOKE_PATHS = ("src/ops/__init__.py", "src/ops/deliver/__init__.py", "src/ops/deliver/smoke.py")
+CONTEXT_PATHS = ("Dockerfile", ".dockerignore", "requirements/serve.txt", "app", "src/mlcore", *SMOKE_PATHS)
 
 
 @dataclass

@@ -20,6 +20,7 @@ CHECKS = {
     "POST /predict with the example record predicts",
     "POST /predict with an invalid record is a 4xx JSON error",
     "no process runs as root",
+    "the image's own smoke test passes (the Argo CD PostSync hook's command)",
     "HEALTHCHECK reports healthy",
     "SIGTERM stops it cleanly (exit 0, within the graceful timeout)",
 }
@@ -52,7 +53,9 @@ def test_the_build_context_holds_only_what_the_image_needs(tmp_path: Path):
         "src/mlcore/artifact.py",
         "app/wsgi.py",
         "app/gunicorn.conf.py",
+        "src/ops/deliver/smoke.py",
     } <= files
+    assert not any(f.startswith("src/ops/") and f not in image.SMOKE_PATHS for f in files)
     assert not any(f.startswith(("data/", ".venv/", "tests/", ".git/")) or "__pycache__" in f for f in files)
 
 
@@ -71,6 +74,9 @@ def test_dockerignore_keeps_data_caches_and_the_venv_out():
         "app",
         "model",
         "src/mlcore",
+        "src/ops/__init__.py",
+        "src/ops/deliver/__init__.py",
+        "src/ops/deliver/smoke.py",
     }
 
 
