@@ -166,7 +166,9 @@ class PredictionLog:
         self._closed = False
         self.written = 0
         self.errors = 0
-        self.on_flush: Any = None  # called as on_flush(rows_written, backlog) after each writer round
+        # called as on_flush(rows_written, backlog) after each flush, whoever flushes: the writer thread, /feedback
+        # for a queued prediction, close() (the written-rows metric counts them all)
+        self.on_flush: Any = None
 
     # -- hot path ---------------------------------------------------------------------------------------------
     def wait_for_room(self, n: int) -> None:
@@ -214,9 +216,7 @@ class PredictionLog:
         while not self._closed:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
-            written = self.flush()
-            if self.on_flush is not None:
-                self.on_flush(written, self.backlog)
+            self.flush()
 
     def flush(self) -> int:
         """Write everything queued so far; returns the number of rows written. Failed batches stay queued."""
@@ -239,6 +239,8 @@ class PredictionLog:
                 with self._room:
                     self._room.notify_all()
         self.written += written
+        if self.on_flush is not None:
+            self.on_flush(written, self.backlog)
         return written
 
     def _insert_one_by_one(self, batch: list[dict[str, Any]]) -> int:

@@ -1,6 +1,6 @@
 # Deployment: the container image, its end-to-end test, Kubernetes overlays and the smoke test.
-# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,smoke}.py and tools/image_test.py (tested by tests/ops/deliver/test_{image,k8s,deploy,smoke}.py).
-.PHONY: project image image-test image-model smoke manifests deploy rollback
+# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,smoke,analysis}.py and tools/image_test.py (tested by tests/ops/deliver/test_{image,k8s,deploy,smoke,analysis,canary_analysis}.py).
+.PHONY: project image image-test image-model smoke manifests deploy rollback canary-analysis
 
 # image, image-test: default localhost/<project.name>-api:dev (params.yaml); manifests, deploy: a digest
 IMAGE ?=
@@ -8,6 +8,11 @@ IMAGE_TEST_MODEL ?= model
 ENV ?= staging
 URL ?=
 MODEL_VERSION ?=
+# canary-analysis: a Prometheus URL (default: the template's), the pod-template hashes, more NAME=VALUE args
+PROMETHEUS ?=
+CANARY ?=
+STABLE ?=
+ANALYSIS_ARGS ?=
 
 project: venv ## After changing params.yaml `project`: write its name into deploy/ (k8s component, overlays, alerts, dashboard)
 	$(BIN)/python -m ops.project write
@@ -39,3 +44,8 @@ deploy: venv ## Apply ENV's overlay with IMAGE (a digest) and wait for the rollo
 
 rollback: venv ## Roll ENV back to the previous revision (kubectl rollout undo)
 	$(BIN)/python -m ops.deliver.deploy rollback $(ENV)
+
+canary-analysis: venv ## Judge a canary now with deploy/k8s/canary's AnalysisTemplate: PROMETHEUS=url CANARY=hash STABLE=hash [ANALYSIS_ARGS="window=10m ..."]
+	$(BIN)/python -m ops.deliver.analysis --template deploy/k8s/canary/analysis-template.yaml \
+		$(if $(PROMETHEUS),--prometheus "$(PROMETHEUS)") --arg "canary-hash=$(CANARY)" --arg "stable-hash=$(STABLE)" \
+		$(foreach a,$(ANALYSIS_ARGS),--arg "$(a)")

@@ -49,6 +49,19 @@ def test_a_full_batch_wakes_the_writer(tmp_path):
     log.close()
 
 
+def test_every_flush_reports_its_rows_whoever_flushes(tmp_path):
+    """The written-rows metric (app/__init__.py) counts rows that /feedback or close() flushed, not only the
+    writer thread's: the canary's log-completeness check divides by it."""
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=60)
+    reported: list[int] = []
+    log.on_flush = lambda written, backlog: reported.append(written)
+    log.record(_rows(3))
+    assert log.add_feedback("p1", 1) == "ok"  # a queued prediction: feedback flushes it first
+    log.record(_rows(2, prefix="q"))
+    log.close()
+    assert sum(reported) == 5 == _count(log)
+
+
 def test_a_database_outage_keeps_rows_queued(tmp_path):
     log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=60)
     log.record(_rows(3))
