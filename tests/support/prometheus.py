@@ -24,7 +24,9 @@ def _get(url: str) -> Any:
 
 
 @contextmanager
-def prometheus_server(workdir: Path, scrape_configs: list[dict[str, Any]], timeout: float = 60) -> Iterator[str]:
+def prometheus_server(
+    workdir: Path, scrape_configs: list[dict[str, Any]], timeout: float = 60
+) -> Iterator[str]:
     """Yield the base URL of a Prometheus scraping `scrape_configs` (its `scrape_configs:` list) every 1 s, once
     every target is up; stopped (SIGTERM, then SIGKILL) on exit."""
     binary = shutil.which("prometheus")
@@ -34,7 +36,10 @@ def prometheus_server(workdir: Path, scrape_configs: list[dict[str, Any]], timeo
     config = workdir / "prometheus.yml"
     config.write_text(
         yaml.safe_dump(
-            {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": scrape_configs}
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": scrape_configs,
+            }
         ),
         encoding="utf-8",
     )

@@ -60,10 +60,14 @@ def read_template(path: Path) -> dict[str, Any]:
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
     except (OSError, yaml.YAMLError) as exc:
-        raise PipelineError(f"{path}: cannot read the template ({exc}); pass an AnalysisTemplate YAML") from exc
+        raise PipelineError(
+            f"{path}: cannot read the template ({exc}); pass an AnalysisTemplate YAML"
+        ) from exc
     found = [d for d in docs if isinstance(d, dict) and d.get("kind") in KINDS]
     if len(found) != 1:
-        raise PipelineError(f"{path}: holds {len(found)} AnalysisTemplate documents; pass a file with exactly one")
+        raise PipelineError(
+            f"{path}: holds {len(found)} AnalysisTemplate documents; pass a file with exactly one"
+        )
     return found[0]
 
 
@@ -117,7 +121,9 @@ def judge(metric: dict[str, Any], result: list[float]) -> tuple[str, str]:
     """(phase, why) for one measurement, with Argo's EvaluateResult rules."""
     name = metric["name"]
     success, failure = metric.get("successCondition", ""), metric.get("failureCondition", "")
-    parsed = {key: parse_condition(name, text) for key, text in (("success", success), ("failure", failure)) if text}
+    parsed = {
+        key: parse_condition(name, text) for key, text in (("success", success), ("failure", failure)) if text
+    }
     if not parsed:
         return "Successful", "no condition"
     if not result:
@@ -128,7 +134,9 @@ def judge(metric: dict[str, Any], result: list[float]) -> tuple[str, str]:
         failed = not passed
     if passed is None:
         passed = not failed
-    shown = "; ".join(f"{key}Condition {text}" for key, text in (("success", success), ("failure", failure)) if text)
+    shown = "; ".join(
+        f"{key}Condition {text}" for key, text in (("success", success), ("failure", failure)) if text
+    )
     if failed:
         return "Failed", shown
     return ("Successful" if passed else "Inconclusive"), shown
@@ -142,7 +150,9 @@ def prometheus_query(base_url: str, query: str, timeout: float = 30) -> list[flo
             body = json.load(response)
     except urllib.error.HTTPError as exc:
         body = json.loads(exc.read() or b"{}")
-        raise PipelineError(f"{base_url}: the query was refused ({body.get('error', exc)}); fix the query") from exc
+        raise PipelineError(
+            f"{base_url}: the query was refused ({body.get('error', exc)}); fix the query"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise PipelineError(f"{base_url}: Prometheus did not answer ({exc}); check the address") from exc
     data = body.get("data", {})
@@ -151,7 +161,9 @@ def prometheus_query(base_url: str, query: str, timeout: float = 30) -> list[flo
     if data.get("resultType") == "scalar":
         return [float(data["result"][1])]
     if data.get("resultType") != "vector":
-        raise PipelineError(f"query returned a {data.get('resultType')}, not a vector; write an instant query")
+        raise PipelineError(
+            f"query returned a {data.get('resultType')}, not a vector; write an instant query"
+        )
     return [float(sample["value"][1]) for sample in data["result"]]
 
 
@@ -170,7 +182,9 @@ def run_analysis(
             )
         address = prometheus or provider["prometheus"].get("address", "")
         if not address.startswith(("http://", "https://")):
-            raise PipelineError(f"metric {metric['name']!r}: address {address!r} is not http(s); pass --prometheus")
+            raise PipelineError(
+                f"metric {metric['name']!r}: address {address!r} is not http(s); pass --prometheus"
+            )
         result = prometheus_query(address, provider["prometheus"]["query"])
         phase, detail = judge(metric, result)
         measurements.append(Measurement(metric["name"], phase, result, detail))
@@ -188,7 +202,9 @@ def parse_arg(text: str) -> tuple[str, str]:
 
 @cli_entrypoint
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.deliver.analysis", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ops.deliver.analysis", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--template", type=Path, required=True, help="the AnalysisTemplate YAML")
     parser.add_argument("--prometheus", help="Prometheus base URL (default: the template's address)")
     parser.add_argument("--arg", action="append", default=[], help="NAME=VALUE (repeatable): sets an arg")

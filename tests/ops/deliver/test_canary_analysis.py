@@ -57,8 +57,10 @@ class Fleet:
 def feature_records(model_dir: Path, n: int) -> list[dict]:
     names = [f["name"] for f in json.loads((model_dir / "metadata.json").read_text())["features"]]
     frame = make_snapshot(n=n, seed=7)[names].astype(object)
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in
-            frame.to_dict("records")]
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in frame.to_dict("records")
+    ]
 
 
 def prom_value(url: str, query: str) -> float | None:
@@ -75,11 +77,17 @@ def send_traffic(ports: dict[str, int], records: list[dict]) -> int:
     with ThreadPoolExecutor(len(ports)) as pool:
         while time.monotonic() - start < TRAFFIC_SECONDS:
             batch = [records[(sent + i) % len(records)] for i in range(BATCH)]
-            answers = dict(zip(ports, pool.map(lambda p: request(p, "POST", "/predict", batch), ports.values())))
+            futures = {
+                name: pool.submit(request, port, "POST", "/predict", batch) for name, port in ports.items()
+            }
+            answers = {name: future.result() for name, future in futures.items()}
             assert {answers[name][0] for name in (STABLE, HEALTHY, SHIFTED)} == {200}, answers
             if not sent:
                 assert {request(p, "POST", "/predict", {})[0] for p in ports.values()} == {422}
-                label = {"prediction_id": json.loads(answers[STABLE][1])["predictions"][0]["prediction_id"], "label": 1}
+                label = {
+                    "prediction_id": json.loads(answers[STABLE][1])["predictions"][0]["prediction_id"],
+                    "label": 1,
+                }
                 assert request(ports[STABLE], "POST", "/feedback", label)[0] == 201
             sent += BATCH
     return sent
@@ -94,7 +102,10 @@ def fleet(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         STABLE: (model_dir, {}),
         HEALTHY: (shutil.copytree(model_dir, work / "healthy-model"), {}),
         SHIFTED: (shifted_model, {}),
-        ERRORING: (model_dir, {"MAX_BATCH": str(BATCH), "LOG_MAX_BACKLOG": str(BATCH), "LOG_FLUSH_INTERVAL": "0.1"}),
+        ERRORING: (
+            model_dir,
+            {"MAX_BATCH": str(BATCH), "LOG_MAX_BACKLOG": str(BATCH), "LOG_FLUSH_INTERVAL": "0.1"},
+        ),
     }
     with ExitStack() as stack:
         ports = {}
@@ -132,7 +143,9 @@ def analyse(fleet: Fleet, canary: str, capsys: pytest.CaptureFixture[str]) -> tu
     status = analysis.main([*argv, "--arg", f"canary-hash={canary}", "--arg", f"stable-hash={STABLE}"])
     out = capsys.readouterr().out
     print(f"canary {canary}:\n{out}")  # the values seen, for `pytest -s`
-    lines = {line.split()[1].rstrip(":"): line for line in out.splitlines() if line.startswith(("ok", "FAIL"))}
+    lines = {
+        line.split()[1].rstrip(":"): line for line in out.splitlines() if line.startswith(("ok", "FAIL"))
+    }
     return status, lines
 
 
@@ -251,7 +264,11 @@ def test_the_component_gives_the_rollout_the_projects_names(tmp_path: Path) -> N
         "scaleDown": "progressively",
     }
     assert template["metadata"]["name"] == f"{prefix}api-canary"
-    assert rollout["metadata"]["namespace"] == template["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert (
+        rollout["metadata"]["namespace"]
+        == template["metadata"]["namespace"]
+        == deployment["metadata"]["namespace"]
+    )
     canary = rollout["spec"]["strategy"]["canary"]
     assert canary["analysis"]["templates"] == [{"templateName": template["metadata"]["name"]}]
     assert canary["analysis"]["startingStep"] == 1
