@@ -37,7 +37,9 @@ def test_args_take_defaults_and_overrides_and_every_arg_needs_a_value() -> None:
     assert analysis.merge_args(tpl, {"hash": "abc", "window": "30s"})["window"] == "30s"
     with pytest.raises(PipelineError, match=r"args.hash was not resolved: pass --arg hash=VALUE"):
         analysis.merge_args(tpl, {})
-    with pytest.raises(PipelineError, match=r"--arg hsh: the template has no such arg; use one of hash, window"):
+    with pytest.raises(
+        PipelineError, match=r"--arg hsh: the template has no such arg; use one of hash, window"
+    ):
         analysis.merge_args(tpl, {"hsh": "abc"})
 
 
@@ -80,7 +82,9 @@ def test_conditions_are_judged_with_argos_rules(success, failure, result, phase)
     assert analysis.judge(m, result)[0] == phase
 
 
-@pytest.mark.parametrize("condition", ["len(result) > 0", "result[0] == 1", "result[1] <= 2", "result[0] <= x"])
+@pytest.mark.parametrize(
+    "condition", ["len(result) > 0", "result[0] == 1", "result[1] <= 2", "result[0] <= x"]
+)
 def test_other_condition_forms_are_refused(condition: str) -> None:
     with pytest.raises(PipelineError, match=r"is not understood; write `result\[0\] <= N`"):
         analysis.judge(metric(success=condition), [1.0])
@@ -95,7 +99,10 @@ def prometheus() -> Iterator[tuple[str, list[str]]]:
         def do_GET(self) -> None:
             url = urlparse(self.path)
             queries.append(parse_qs(url.query)["query"][0])
-            body = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "0.2"]}]}}
+            body = {
+                "status": "success",
+                "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "0.2"]}]},
+            }
             data = json.dumps(body).encode()
             self.send_response(200 if url.path == "/api/v1/query" else 404)
             self.send_header("Content-Type", "application/json")
@@ -115,7 +122,9 @@ def prometheus() -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
-def test_the_cli_prints_one_line_per_metric_and_fails_when_one_fails(prometheus, tmp_path: Path, capsys) -> None:
+def test_the_cli_prints_one_line_per_metric_and_fails_when_one_fails(
+    prometheus, tmp_path: Path, capsys
+) -> None:
     url, queries = prometheus
     tpl = template(
         [
@@ -134,7 +143,10 @@ def test_the_cli_prints_one_line_per_metric_and_fails_when_one_fails(prometheus,
     ]
     assert queries == ['a{h="abc"}', "b"]
     assert "canary analysis FAILED: high" in err
-    assert analysis.main(["--template", str(path), "--prometheus", url, "--arg", "hash=abc", "--arg", "max=0.1"]) == 1
+    assert (
+        analysis.main(["--template", str(path), "--prometheus", url, "--arg", "hash=abc", "--arg", "max=0.1"])
+        == 1
+    )
 
 
 def test_a_bad_template_or_argument_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:

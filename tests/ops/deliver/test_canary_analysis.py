@@ -21,8 +21,6 @@ import shutil
 import sqlite3
 import subprocess
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -51,7 +49,6 @@ BATCH = 25
 class Fleet:
     prometheus: str
     ports: dict[str, int]
-    predictions: int  # sent to each server
 
 
 def feature_records(model_dir: Path, n: int) -> list[dict]:
@@ -64,9 +61,8 @@ def feature_records(model_dir: Path, n: int) -> list[dict]:
 
 
 def prom_value(url: str, query: str) -> float | None:
-    with urllib.request.urlopen(f"{url}/api/v1/query?{urllib.parse.urlencode({'query': query})}") as resp:
-        result = json.load(resp)["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
+    values = analysis.prometheus_query(url, query)
+    return values[0] if values else None
 
 
 def send_traffic(ports: dict[str, int], records: list[dict]) -> int:
@@ -134,7 +130,7 @@ def fleet(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 direct = request(ports[STABLE], "GET", "/metrics")[1].decode()
                 raise AssertionError(f"Prometheus saw (written, feedback) {seen}, not {(sent, 1)}; {direct}")
             time.sleep(0.5)
-        yield Fleet(url, ports, sent)
+        yield Fleet(url, ports)
 
 
 def analyse(fleet: Fleet, canary: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, str]]:
