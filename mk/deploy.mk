@@ -47,5 +47,5 @@ rollback: venv ## Roll ENV back to the previous revision (kubectl rollout undo)
 
 canary-analysis: venv ## Judge a canary now with deploy/k8s/canary's AnalysisTemplate: PROMETHEUS=url CANARY=hash STABLE=hash [ANALYSIS_ARGS="window=10m ..."]
 	$(BIN)/python -m ops.deliver.analysis --template deploy/k8s/canary/analysis-template.yaml \
-		$(if $(PROMETHEUS),--prometheus "$(PROMETHEUS)") --arg "canary-hash=$(CANARY)" --arg "stable-hash=$(STABLE)" \
+		$(if $(PROMETHEUS),--prometheus "$(PROMETHEUS)") $(if $(CANARY),--arg "canary-hash=$(CANARY)") $(if $(STABLE),--arg "stable-hash=$(STABLE)") \
 		$(foreach a,$(ANALYSIS_ARGS),--arg "$(a)")
