@@ -156,6 +156,7 @@ class PredictionLog:
         create_or_upgrade(self.engine)
         self._inserter = make_inserter(self.engine.dialect)
         self._queue: deque[dict[str, Any]] = deque()
+        self._in_flight = 0  # rows the writer took off the queue and has not committed yet: still the backlog
         self._wake = threading.Event()
         self._room = threading.Condition()  # notified after each batch the writer commits
         self._lock = (
@@ -166,7 +167,9 @@ class PredictionLog:
         self._closed = False
         self.written = 0
         self.errors = 0
-        self.on_flush: Any = None  # called as on_flush(rows_written, backlog) after each writer round
+        # called as on_flush(rows_written, backlog) after each flush, whoever flushes: the writer thread, /feedback
+        # for a queued prediction, close() (the written-rows metric counts them all)
+        self.on_flush: Any = None
 
     # -- hot path ---------------------------------------------------------------------------------------------
     def wait_for_room(self, n: int) -> None:
@@ -175,15 +178,15 @@ class PredictionLog:
         writer the CPU); raises LogFull when there is still no room. /predict asks before it scores a request."""
         if self._pid != os.getpid():
             self._start()  # lazily, in the process that serves (a thread does not survive gunicorn's fork)
-        if len(self._queue) + n > self.max_backlog:
+        if self.backlog + n > self.max_backlog:
             self._wake.set()
             with self._room:
                 self._room.wait_for(
-                    lambda: len(self._queue) + n <= self.max_backlog, timeout=2 * self.flush_interval
+                    lambda: self.backlog + n <= self.max_backlog, timeout=2 * self.flush_interval
                 )
-            if len(self._queue) + n > self.max_backlog:
+            if self.backlog + n > self.max_backlog:
                 raise LogFull(
-                    f"{len(self._queue)} predictions are waiting to be written (at most {self.max_backlog})"
+                    f"{self.backlog} predictions are waiting to be written (at most {self.max_backlog})"
                 )
 
     def record(self, rows: list[dict[str, Any]]) -> None:
@@ -196,7 +199,7 @@ class PredictionLog:
 
     @property
     def backlog(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + self._in_flight
 
     # -- writer -----------------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -214,31 +217,37 @@ class PredictionLog:
         while not self._closed:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
-            written = self.flush()
-            if self.on_flush is not None:
-                self.on_flush(written, self.backlog)
+            self.flush()
 
     def flush(self) -> int:
         """Write everything queued so far; returns the number of rows written. Failed batches stay queued."""
         written = 0
         with self._lock:
             while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+                # counted in the backlog until committed or requeued: a request must not take the room of rows
+                # that a failing write puts back (the queue would outgrow max_backlog during an outage)
+                self._in_flight = min(self.batch_size, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(self._in_flight)]
                 try:
                     with self.engine.begin() as conn:
                         self._inserter.insert(conn, batch)
                 except sa.exc.IntegrityError:
                     written += self._insert_one_by_one(batch)
+                    self._in_flight = 0
                     continue
                 except Exception as exc:  # a database outage must not kill the writer: retry next round
                     self._queue.extendleft(reversed(batch))
+                    self._in_flight = 0
                     self.errors += 1
                     log.error("prediction log: writing %d rows failed (%s); will retry", len(batch), exc)
                     break
+                self._in_flight = 0
                 written += len(batch)
                 with self._room:
                     self._room.notify_all()
         self.written += written
+        if self.on_flush is not None:
+            self.on_flush(written, self.backlog)
         return written
 
     def _insert_one_by_one(self, batch: list[dict[str, Any]]) -> int:

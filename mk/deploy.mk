@@ -1,9 +1,10 @@
 # Deployment: the container image, its end-to-end test, Kubernetes overlays and the smoke test.
-# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,smoke,gitops}.py and tools/image_test.py (tested by
-# tests/ops/deliver/test_{image,deploy,smoke,gitops}.py). params.yaml `delivery.mode`: push (deploy, rollback) or
-# pull (the gitops-* targets: git declares the digest, Argo CD or Flux syncs it; docs/deployment.md).
+# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,rollout,smoke,gitops,analysis}.py and
+# tools/image_test.py (tested by tests/ops/deliver/test_{image,deploy,rollout,smoke,gitops,analysis,canary_analysis}.py).
+# params.yaml `delivery.mode`: push (deploy, rollback) or pull (the gitops-* targets: git declares the digest,
+# Argo CD or Flux syncs it; docs/deployment.md).
 .PHONY: project image image-test image-model smoke manifests deploy rollback delivery-plan gitops-check gitops-bump \
-	gitops-promote gitops-publish
+	gitops-promote gitops-publish canary-analysis
 
 # image, image-test: default localhost/<project.name>-api:dev (params.yaml); manifests, deploy: a digest
 IMAGE ?=
@@ -16,6 +17,11 @@ BEFORE ?=
 DIGEST ?=
 HOW ?= params
 DISPATCH ?=
+# canary-analysis: a Prometheus URL (default: the template's), the pod-template hashes, more NAME=VALUE args
+PROMETHEUS ?=
+CANARY ?=
+STABLE ?=
+ANALYSIS_ARGS ?=
 
 project: venv ## After changing params.yaml `project`: write its name into deploy/ (k8s component, overlays, alerts, dashboard)
 	$(BIN)/python -m ops.project write
@@ -62,3 +68,8 @@ gitops-promote: venv ## Pull mode: pin production to the digest staging runs (or
 
 gitops-publish: venv ## Pull mode: commit ENV's overlay change; push it to its branch or open a PR (HOW=commit|pull-request)
 	$(BIN)/python -m ops.deliver.gitops publish $(ENV) --how "$(HOW)" --model-version "$(MODEL_VERSION)"
+
+canary-analysis: venv ## Judge a canary now with deploy/k8s/canary's AnalysisTemplate: PROMETHEUS=url CANARY=hash STABLE=hash [ANALYSIS_ARGS="window=10m ..."]
+	$(BIN)/python -m ops.deliver.analysis --template deploy/k8s/canary/analysis-template.yaml \
+		$(if $(PROMETHEUS),--prometheus "$(PROMETHEUS)") $(if $(CANARY),--arg "canary-hash=$(CANARY)") $(if $(STABLE),--arg "stable-hash=$(STABLE)") \
+		$(foreach a,$(ANALYSIS_ARGS),--arg "$(a)")

@@ -20,6 +20,7 @@ LONGEST_FIRST = (
     "test_workflows_act.py",
     "test_tune_worker.py",
     "test_tune.py",
+    "test_canary_analysis.py",
     "test_gunicorn_conf.py",
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -47,6 +49,43 @@ def test_a_full_batch_wakes_the_writer(tmp_path):
         pass
     assert _count(log) >= 20
     log.close()
+
+
+def test_rows_being_written_keep_their_room_while_the_write_fails(tmp_path):
+    """During a database outage the writer takes a batch off the queue, fails and puts it back: requests that
+    came meanwhile must not have taken its room (the queue would outgrow max_backlog, outage after outage)."""
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=0.1, max_backlog=5)
+    log._pid = os.getpid()  # no writer thread: this test flushes by hand
+    log.record(_rows(5))
+    inserting, release = threading.Event(), threading.Event()
+
+    def failing_insert(conn, rows):
+        inserting.set()
+        release.wait(10)
+        raise sa.exc.OperationalError("INSERT", None, Exception("database is down"))
+
+    log._inserter.insert = failing_insert
+    writer = threading.Thread(target=log.flush)
+    writer.start()
+    assert inserting.wait(10)
+    with pytest.raises(LogFull):
+        log.wait_for_room(1)
+    release.set()
+    writer.join(10)
+    assert log.backlog == 5 and log.errors == 1
+
+
+def test_every_flush_reports_its_rows_whoever_flushes(tmp_path):
+    """The written-rows metric (app/__init__.py) counts rows that /feedback or close() flushed, not only the
+    writer thread's: the canary's log-completeness check divides by it."""
+    log = PredictionLog(f"sqlite:///{tmp_path}/log.db", flush_interval=60)
+    reported: list[int] = []
+    log.on_flush = lambda written, backlog: reported.append(written)
+    log.record(_rows(3))
+    assert log.add_feedback("p1", 1) == "ok"  # a queued prediction: feedback flushes it first
+    log.record(_rows(2, prefix="q"))
+    log.close()
+    assert sum(reported) == 5 == _count(log)
 
 
 def test_a_database_outage_keeps_rows_queued(tmp_path):

@@ -23,15 +23,19 @@ def train_tiny_model(
     rows: int = 600,
     max_iter: int = 30,
     nullable: tuple[str, ...] = (),
+    invert_labels: bool = False,
 ) -> dict[str, Any]:
     """`nullable`: features made nullable in the contract, with every 7th value missing (as pandas reads a
-    nullable int column: float64 with NaN)."""
+    nullable int column: float64 with NaN). `invert_labels`: trained on 1 - label, so the model's predicted
+    probabilities are those of a model gone wrong (a canary whose predictions shifted)."""
     overrides = {f"schema.features.{name}.nullable": True for name in nullable}
     params = params_with(overrides) if overrides else default_params()
     params = params.model_copy(update={"model": params.model.model_copy(update={"type": model_type})})
     snapshot = make_snapshot(n=rows)
     for name in nullable:
         snapshot[name] = snapshot[name].astype("float64").where(snapshot.index % 7 != 0)
+    if invert_labels:
+        snapshot[params.schema.label] = 1 - snapshot[params.schema.label]
     cut1, cut2 = int(rows * 0.7), int(rows * 0.85)
     splits = {"train": snapshot.iloc[:cut1], "valid": snapshot.iloc[cut1:cut2], "test": snapshot.iloc[cut2:]}
     tuned = {"max_iter": max_iter}
