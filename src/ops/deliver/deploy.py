@@ -164,9 +164,18 @@ def apply(
     kubectl("apply", "-f", "-", input=to_yaml(docs))
     if canary:
         applied = get_json(f"deployment/{deployment}", "-n", ns).get("metadata", {}).get("generation")
+
+        def get_rollout() -> dict[str, Any]:
+            found = get_json(f"rollout/{canary}", "-n", ns)
+            if not found:
+                raise PipelineError(
+                    f"rollout/{canary} in {ns}: not found after the apply (is Argo Rollouts running?)"
+                )
+            return found
+
         try:
             outcome = rollout.wait(
-                lambda: get_json(f"rollout/{canary}", "-n", ns),
+                get_rollout,
                 before,
                 canary_timeout_s,
                 same_template=generation is not None and generation == applied,

@@ -79,12 +79,13 @@ def commands(log: Path) -> list[str]:
 
 
 def test_apply_sends_the_digest_pinned_overlay_and_waits_for_the_rollout(overlays: Path, kubectl_log: Path):
-    assert deploy.apply("production", IMAGE, timeout_s=120, root=overlays) == "acme-production"
-    assert commands(kubectl_log) == [f"kustomize {overlays / 'production'}", "apply -f", "rollout status"]
+    # staging: a plain rolling update (production's canary waits on its Rollout: test_rollout.py)
+    assert deploy.apply("staging", IMAGE, timeout_s=120, root=overlays) == "acme-staging"
+    assert commands(kubectl_log) == [f"kustomize {overlays / 'staging'}", "apply -f", "rollout status"]
     applied = calls(kubectl_log)[1]["stdin"]
-    assert f"image: {IMAGE}" in applied and "namespace: acme-production" in applied
+    assert f"image: {IMAGE}" in applied and "namespace: acme-staging" in applied
     status = calls(kubectl_log)[2]["args"]
-    assert status == ["rollout", "status", "deployment/acme-api", "-n", "acme-production", "--timeout=120s"]
+    assert status == ["rollout", "status", "deployment/acme-api", "-n", "acme-staging", "--timeout=120s"]
 
 
 def test_a_failed_rollout_is_undone_and_reported(

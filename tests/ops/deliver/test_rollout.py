@@ -7,7 +7,6 @@ kubectl is the recording fake of test_deploy.py, rendering with the real kustomi
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,6 @@ from ops.deliver import deploy, rollout
 from tests.ops.deliver.test_deploy import IMAGE, calls, commands
 from tests.ops.deliver.test_deploy import kubectl_log as kubectl_log  # the recording fake: a fixture
 from tests.support.project import renamed_copy
-
-ROLLOUT = """apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: api
-spec:
-  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: api}
-  strategy:
-    canary:
-      steps: [{setWeight: 20}, {pause: {duration: 1m}}]
-"""
 
 
 def status(phase: str, stable: str, current: str, abort: bool = False, message: str = "") -> dict:
@@ -120,13 +108,8 @@ def test_the_first_rollout_ever_is_promoted_without_a_stable_hash_before() -> No
 
 @pytest.fixture
 def canary_overlays(tmp_path: Path) -> Path:
-    root = renamed_copy(tmp_path, "acme") / "deploy" / "k8s" / "overlays"
-    (root / "production" / "rollout.yaml").write_text(ROLLOUT)
-    kustomization = root / "production" / "kustomization.yaml"
-    kustomization.write_text(
-        kustomization.read_text().replace("resources:\n", "resources:\n  - rollout.yaml\n")
-    )
-    return root
+    """The shipped overlays, renamed: production lists the deploy/k8s/canary component, staging does not."""
+    return renamed_copy(tmp_path, "acme") / "deploy" / "k8s" / "overlays"
 
 
 def answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, items: list[dict]) -> None:
@@ -205,6 +188,21 @@ def test_an_overlay_without_the_canary_waits_on_the_deployment_as_before(
     canary_overlays: Path,
     kubectl_log: Path,
 ) -> None:
-    shutil.rmtree(canary_overlays / "production")
     assert deploy.apply("staging", IMAGE, root=canary_overlays) == "acme-staging"
     assert commands(kubectl_log)[1:] == ["apply -f", "rollout status"]
+
+
+def test_a_rollout_missing_after_the_apply_fails_at_once_and_is_undone(
+    canary_overlays: Path, kubectl_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers(
+        tmp_path,
+        monkeypatch,
+        "deployment",
+        [{"metadata": {"generation": 4}}, {"metadata": {"generation": 5}}],
+    )
+    with pytest.raises(
+        PipelineError, match=r"rollout/acme-api in acme-production: not found after the apply"
+    ):
+        deploy.apply("production", IMAGE, root=canary_overlays)
+    assert "rollout undo" in commands(kubectl_log)
