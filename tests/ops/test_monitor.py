@@ -24,6 +24,7 @@ from demo.world import churn_log_odds
 from mlcore.predlog_schema import metadata as log_tables
 from ops.monitor.judge import EXIT_BREACH, MonitorParams
 from ops.monitor.run import main, run_monitor
+from ops.monitor.trigger import Persistence, decide_trigger
 from pipeline.train import feature_schema, reference_statistics
 from tests.support.factories import default_params
 from tests.support.paths import TEST_PARAMS
@@ -360,3 +361,83 @@ def test_report_only_neither_records_nor_runs_a_trigger(model_dir: Path, tmp_pat
     verdict = run(model_dir, url, tmp_path, trigger_command="false", trigger=False)
     assert verdict["status"] == "breach" and verdict["trigger"]["action"] == "disabled"
     assert not (tmp_path / "state.json").exists()
+
+
+def breach_of(version: str = VERSION) -> dict:
+    return {"status": "breach", "model_version": version, "reasons": [{"code": "feature_drift"}]}
+
+
+def runs(*statuses: str, version: str = VERSION) -> dict:
+    return {
+        "triggers": [],
+        "runs": [{"at": NOW.isoformat(), "model_version": version, "status": s} for s in statuses],
+    }
+
+
+@pytest.mark.parametrize(
+    ("earlier", "action", "count"),
+    [
+        ((), "not_persistent", 1),  # one bad window is not enough
+        (("healthy", "healthy"), "not_persistent", 1),
+        (("breach",), "trigger", 2),
+        (("breach", "healthy"), "trigger", 2),
+        (("breach", "healthy", "healthy"), "not_persistent", 1),  # the old breach fell out of the last 3
+    ],
+)
+def test_a_breach_triggers_only_when_it_held_in_n_of_the_last_m_runs(
+    earlier: tuple, action: str, count: int
+) -> None:
+    rule = Persistence(breaches=2, of_last=3)
+    decided = decide_trigger(breach_of(), runs(*earlier), 24, NOW, rule)
+    assert decided["action"] == action
+    if action == "not_persistent":
+        assert (decided["breaches"], decided["breaches_needed"], decided["of_last"]) == (count, 2, 3)
+
+
+def test_persistence_counts_only_the_same_models_runs_and_needs_the_latest_to_breach() -> None:
+    rule = Persistence(breaches=2, of_last=3)
+    other = runs("breach", "breach", version="bbbbbbbbbbbb")  # the previous model's breaches
+    assert decide_trigger(breach_of(), other, 24, NOW, rule)["action"] == "not_persistent"
+    healthy_now = {**breach_of(), "status": "healthy"}
+    assert decide_trigger(healthy_now, runs("breach", "breach"), 24, NOW, rule)["action"] == "none"
+    assert decide_trigger(breach_of(), runs(), 24, NOW)["action"] == "trigger"  # default 1 of 1: as before
+
+
+def test_persistence_more_breaches_than_runs_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"breaches \(3\) cannot exceed of_last \(2\)"):
+        Persistence(breaches=3, of_last=2)
+
+
+def test_monitoring_runs_accumulate_the_evidence_and_the_second_bad_window_triggers(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    drifted, normal, thin = (f"sqlite:///{tmp_path / name}" for name in ("drift.db", "normal.db", "thin.db"))
+    replay(create_log(drifted), generate_month("2025-06", 1200, SEED, covariate_drift=1.0, concept_drift=1.0))
+    replay(create_log(normal), generate_month("2025-06", 1200, SEED))
+    replay(create_log(thin), generate_month("2025-06", 100, SEED))
+    cfg = CFG.model_copy(update={"trigger_persistence": Persistence(breaches=2, of_last=3)})
+    marker = tmp_path / "n.txt"
+    command = f"echo x >> {shlex.quote(str(marker))}"
+
+    def monitor(url: str, hours: int) -> dict:
+        return run_monitor(
+            cfg,
+            model_dir,
+            url,
+            tmp_path / "report",
+            trigger_command=command,
+            state_path=tmp_path / "state.json",
+            now=NOW + timedelta(hours=hours),
+        )
+
+    first = monitor(drifted, 0)
+    assert first["trigger"]["action"] == "not_persistent" and not marker.exists()
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "not yet**: a breach in 1 of the last 3 judged runs" in report
+    assert monitor(thin, 1)["status"] == "insufficient_data"  # no evidence either way
+    assert monitor(normal, 2)["trigger"]["action"] == "none"
+    third = monitor(drifted, 3)
+    assert third["trigger"]["action"] == "trigger" and marker.read_text().count("x") == 1
+    assert monitor(drifted, 4)["trigger"]["action"] == "already_triggered"  # the cool-down still holds
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert [r["status"] for r in state["runs"]] == ["breach", "healthy", "breach", "breach"]

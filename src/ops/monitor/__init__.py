@@ -13,8 +13,10 @@ The verdict (monitoring/verdict.json, exit status):
 - `breach` (exit 3): a performance floor, the share of drifted features, prediction drift or the rate of
   unreadable rows crossed its threshold (params.yaml `monitor`).
 On a breach the trigger command (`monitor.trigger_command`, or MONITOR_TRIGGER_COMMAND) runs once per
-breach: the state file remembers (model version, breach kinds) and the same breach of the same model does not
-trigger again within `cooldown_hours` - it is already being retrained for. The command gets MONITOR_REASON and
+breach that persisted: `monitor.trigger_persistence` asks for a breach in `breaches` of the last `of_last` judged
+runs of the same model, the latest included (insufficient-data runs are no evidence either way; the state file
+keeps the last 100 judged runs). The state file also remembers (model version, breach kinds) and the same breach
+of the same model does not trigger again within `cooldown_hours` - it is already being retrained for. The command gets MONITOR_REASON and
 MONITOR_VERDICT (the verdict file) in its environment.
 
 Which file answers what:

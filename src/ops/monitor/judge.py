@@ -16,6 +16,7 @@ from mlcore.rules import Check, known_metrics
 from mlcore.rules import floors as rule_floors
 from ops.monitor.drift import DriftResult, feature_drift, prediction_drift
 from ops.monitor.log import features_table
+from ops.monitor.trigger import Persistence
 from pipeline.config import Params, load_params
 
 EXIT_HEALTHY = 0
@@ -43,6 +44,7 @@ class MonitorParams(BaseModel):
     time_buckets: int = Field(ge=1)
     min_bucket_labels: int = Field(ge=1)
     cooldown_hours: float = Field(ge=0)
+    trigger_persistence: Persistence = Persistence()
     state_file: str = "monitoring/state.json"
     trigger_command: str = ""
 

@@ -28,7 +28,14 @@ def _header(verdict: dict[str, Any]) -> list[str]:
     if verdict["reasons"]:
         lines += ["## Breaches", "", *[f"- `{r['code']}`: {r['message']}" for r in verdict["reasons"]], ""]
     trigger = verdict.get("trigger") or {}
-    if trigger.get("action", "none") not in ("none", "disabled"):
+    if trigger.get("action") == "not_persistent":
+        lines += [
+            f"Retraining trigger: **not yet**: a breach in {trigger['breaches']} of the last {trigger['of_last']} "
+            f"judged runs of this model ({trigger['breaches']} < {trigger['breaches_needed']} needed, "
+            "`monitor.trigger_persistence`)",
+            "",
+        ]
+    elif trigger.get("action", "none") not in ("none", "disabled"):
         lines += [
             f"Retraining trigger: **{trigger['action']}** (`{trigger.get('key')}`"
             + (f", command exit {trigger['returncode']}" if "returncode" in trigger else "")

@@ -14,12 +14,13 @@ from typing import Any
 
 from mlcore.artifact import load_metadata
 from mlcore.errors import PipelineError, cli_entrypoint
+from mlcore.io import write_json
 from ops.github import add_summary, set_outputs
 from ops.monitor.judge import MonitorParams, judge, monitor_params
 from ops.monitor.log import read_log
 from ops.monitor.plots import plot_drift, plot_performance
 from ops.monitor.render import DRIFT_PLOT, PERFORMANCE_PLOT, REPORT_FILE, VERDICT_FILE, write_outputs
-from ops.monitor.trigger import decide_trigger, load_state, record_trigger, run_trigger
+from ops.monitor.trigger import decide_trigger, load_state, record_run, record_trigger, run_trigger
 
 
 def run_monitor(
@@ -53,9 +54,15 @@ def run_monitor(
 
     state_path = state_path or Path(cfg.state_file)
     state = load_state(state_path)
-    decision = decide_trigger(verdict, state, cfg.cooldown_hours, now) if trigger else {"action": "disabled"}
+    decision = (
+        decide_trigger(verdict, state, cfg.cooldown_hours, now, cfg.trigger_persistence)
+        if trigger
+        else {"action": "disabled"}
+    )
     verdict["trigger"] = {**decision, "command": trigger_command or None}
     write_outputs(verdict, out_dir, images)
+    if trigger and record_run(state, verdict, now) and decision["action"] != "trigger":
+        write_json(state_path, state)  # the evidence the next run's persistence counts
     if decision["action"] == "trigger":
         record_trigger(state, state_path, decision["key"], verdict["summary"], trigger_command, now)
         if trigger_command:
