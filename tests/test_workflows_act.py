@@ -382,6 +382,8 @@ def test_monitor_breach_fails_the_job_and_dispatches_retrain_with_the_reason(tmp
         tmp_path,
         secrets={"PREDICTION_LOG_URL": log},
         prepare=served_model,
+        # the test project's monitor section (one breach triggers), never the fork's (its trigger_persistence)
+        base=lambda repo: write_params(repo, project_params()),
     )
     assert "Success - Main Get the production model (make monitor-model)" in run.log
     assert "Failure - Main Monitor (make monitor)" in run.log  # exit 3: a red run is the alarm
