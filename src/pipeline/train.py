@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mlcore.artifact import save_model
+from mlcore.cbpe import fit_calibration
 from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.example import example_record
 from mlcore.io import read_json, sha256_file
@@ -106,6 +107,7 @@ def build_metadata(
 ) -> dict[str, Any]:
     schema = params.schema
     x_fit = features_frame(fit_df, schema)
+    test_proba = pipe.predict_proba(features_frame(splits["test"], schema))[:, 1]
     libraries = {
         "python": platform.python_version(),
         **{lib: version(lib) for lib in ("scikit-learn", "numpy", "pandas", "skops")},
@@ -128,13 +130,14 @@ def build_metadata(
         "features": feature_schema(schema),
         # Predictions on the held-out test window, not on the fitted rows: a boosted model is over-confident on
         # rows it learned, and live traffic is never such rows (monitoring would see false prediction drift).
-        "reference": reference_statistics(
-            x_fit,
-            pipe.predict_proba(features_frame(splits["test"], schema))[:, 1],
-            schema,
-            params.train.reference_sample,
-            params.model.seed,
-        ),
+        "reference": {
+            **reference_statistics(
+                x_fit, test_proba, schema, params.train.reference_sample, params.model.seed
+            ),
+            # how calibrated the test window's probabilities are, and the isotonic map that calibrates them:
+            # what monitoring's label-free estimate (mlcore.cbpe) rests on
+            "calibration": fit_calibration(splits["test"][schema.label].to_numpy(), test_proba),
+        },
         "metrics": {"test": test_metrics},
         "example": example_record(feature_schema(schema)),
     }

@@ -21,6 +21,7 @@ import yaml
 
 from demo.generate import generate_month
 from demo.world import churn_log_odds
+from mlcore.cbpe import fit_calibration
 from mlcore.predlog_schema import metadata as log_tables
 from ops.monitor.judge import EXIT_BREACH, MonitorParams
 from ops.monitor.run import main, run_monitor
@@ -60,9 +61,10 @@ def served_metadata() -> dict:
         "model_version": VERSION,
         "threshold": 0.5,
         "features": feature_schema(schema),
-        "reference": reference_statistics(
-            train[schema.feature_names], old_model_proba(train), schema, 1000, 0
-        ),
+        "reference": {
+            **reference_statistics(train[schema.feature_names], old_model_proba(train), schema, 1000, 0),
+            "calibration": fit_calibration(train["churned"].to_numpy(), old_model_proba(train)),
+        },
         "metrics": {"test": {"roc_auc": 0.8, "f1": 0.5}},
     }
 
@@ -441,3 +443,58 @@ def test_monitoring_runs_accumulate_the_evidence_and_the_second_bad_window_trigg
     assert monitor(drifted, 4)["trigger"]["action"] == "already_triggered"  # the cool-down still holds
     state = json.loads((tmp_path / "state.json").read_text())
     assert [r["status"] for r in state["runs"]] == ["breach", "healthy", "breach", "breach"]
+
+
+def estimated(verdict: dict) -> tuple[dict, dict]:
+    labelled = verdict["estimated"]["labelled"]
+    return labelled["estimated"], labelled["realised"]
+
+
+def test_performance_is_estimated_before_labels_and_matches_the_labels_that_came(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    replay(create_log(url), generate_month("2025-06", 4000, SEED, covariate_drift=1.0))  # inputs moved only
+    verdict = run(model_dir, url, tmp_path, trigger=False)
+    est = verdict["estimated"]
+    assert (
+        est["window"]["rows"] == 4000
+        and est["unlabelled"]["rows"] == 2000
+        and est["labelled"]["rows"] == 2000
+    )
+    guess, truth = estimated(verdict)
+    for metric in ("roc_auc", "f1", "accuracy"):
+        assert guess[metric] == pytest.approx(truth[metric], abs=0.04), metric
+    assert est["unlabelled"]["roc_auc"] == pytest.approx(truth["roc_auc"], abs=0.04)
+    assumptions = est["assumptions"]
+    assert assumptions["calibrated"] and assumptions["calibration_error_test_window"] < 0.05
+    assert 0 < assumptions["outside_training_ranges"]["share"] < 1  # drifted inputs leave the training ranges
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Estimated performance (before labels)" in report and "values training never saw" not in report
+    assert "have a value training never saw" in report
+
+
+def test_concept_drift_is_invisible_to_the_estimate_and_the_report_says_it_can_be(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    replay(create_log(url), generate_month("2025-06", 4000, SEED, concept_drift=1.0))
+    verdict = run(model_dir, url, tmp_path, trigger=False)
+    guess, truth = estimated(verdict)
+    assert (
+        guess["roc_auc"] - truth["roc_auc"] > 0.05
+    )  # the labels know better: the estimate assumed no change
+    assert "concept drift) is invisible to the estimate" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_model_without_a_calibration_map_is_estimated_uncalibrated_and_says_so(tmp_path: Path) -> None:
+    metadata = served_metadata()
+    del metadata["reference"]["calibration"]
+    model = tmp_path / "old-model"
+    model.mkdir()
+    (model / "metadata.json").write_text(json.dumps(metadata))
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    replay(create_log(url), generate_month("2025-06", 1200, SEED))
+    verdict = run(model, url, tmp_path, trigger=False)
+    assert verdict["estimated"]["assumptions"]["calibrated"] is False
+    assert "no calibration map in this model's metadata" in (tmp_path / "report" / "report.md").read_text()

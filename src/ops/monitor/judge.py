@@ -15,6 +15,7 @@ from mlcore.metrics import classification_metrics
 from mlcore.rules import Check, known_metrics
 from mlcore.rules import floors as rule_floors
 from ops.monitor.drift import DriftResult, feature_drift, prediction_drift
+from ops.monitor.estimate import estimate_performance
 from ops.monitor.log import features_table
 from ops.monitor.trigger import Persistence
 from pipeline.config import Params, load_params
@@ -219,6 +220,7 @@ def judge(
         "training": (metadata.get("metrics") or {}).get("test", {}),
     }
     drift: dict[str, Any] = {"features": [], "drifted": [], "share": 0.0, "prediction": None}
+    estimated: dict[str, Any] | None = None
     results: list[DriftResult] = []
     if len(log) < cfg.min_predictions:
         notes.append(
@@ -235,6 +237,7 @@ def judge(
                 }
             )
         drift, results, drift_reasons = judge_drift(log, live, metadata, cfg)
+        estimated = estimate_performance(log, live, metadata)
         labelled = log[log["label"].notna()]
         perf_reasons, notes = judge_performance(labelled, threshold, performance, cfg)
         reasons += drift_reasons + perf_reasons
@@ -250,6 +253,7 @@ def judge(
         "generated_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "traffic": traffic,
         "performance": performance,
+        "estimated": estimated,
         "drift": drift,
         "thresholds": _thresholds(cfg),
     }

@@ -29,7 +29,7 @@ def plot_performance(verdict: dict[str, Any], path: Path) -> bool:
     points = verdict["performance"].get("over_time") or []
     if not points:
         return False
-    times = pd.to_datetime([p["start"] for p in points])
+    times = pd.to_datetime([p["start"] for p in points], format="ISO8601")  # some with microseconds, some not
     fig = _figure(8, 3.8)
     ax = fig.subplots()
     for i, (metric, floor) in enumerate(verdict["performance"]["floors"].items()):

@@ -84,6 +84,45 @@ def _performance(perf: dict[str, Any], images: list[str]) -> list[str]:
     return lines
 
 
+def _estimated(est: dict[str, Any] | None) -> list[str]:
+    if not est:
+        return []
+    labelled = est["labelled"]
+    lines = [
+        "## Estimated performance (before labels)",
+        "",
+        f"{est['method']}. The unlabelled predictions are what realised figures cannot judge yet; on the labelled",
+        "ones, estimate and truth side by side show how far the estimate can be trusted.",
+        "",
+        f"| metric | window ({est['window']['rows']}) | unlabelled ({est['unlabelled']['rows']}) | "
+        f"labelled ({labelled['rows']}): estimated | realised |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for metric in ("roc_auc", "f1", "precision", "recall", "accuracy"):
+        lines.append(
+            f"| {metric} | {fmt(est['window'].get(metric))} | {fmt(est['unlabelled'].get(metric))} | "
+            f"{fmt((labelled.get('estimated') or {}).get(metric))} | "
+            f"{fmt((labelled.get('realised') or {}).get(metric))} |"
+        )
+    a = est["assumptions"]
+    outside = a["outside_training_ranges"]
+    calibration = (
+        f"calibration error on the test window {fmt(a['calibration_error_test_window'])}, "
+        f"{fmt(a['calibration_error_after_map'])} after the isotonic map fitted on it (in-sample)"
+        if a["calibrated"]
+        else "no calibration map in this model's metadata: probabilities used as they are (retrain to record one)"
+    )
+    where = ", ".join(f"{k} {v:.1%}" for k, v in list(outside["features"].items())[:5])
+    lines += [
+        "",
+        f"Assumptions: {calibration}; {outside['share']:.1%} of the rows have a value training never saw"
+        + (f" ({where})" if where else "")
+        + "; a changed relation between inputs and label (concept drift) is invisible to the estimate.",
+        "",
+    ]
+    return lines
+
+
 def _drift(drift: dict[str, Any], thresholds: dict[str, Any], images: list[str]) -> list[str]:
     lines = ["## Drift against the training reference", ""]
     if drift["features"]:
@@ -114,6 +153,7 @@ def render_report(verdict: dict[str, Any], images: list[str]) -> str:
         *_header(verdict),
         *_traffic(verdict["traffic"]),
         *_performance(verdict["performance"], images),
+        *_estimated(verdict.get("estimated")),
         *_drift(verdict["drift"], verdict["thresholds"], images),
     ]
     if verdict["notes"]:
