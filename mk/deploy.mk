@@ -4,7 +4,7 @@
 # params.yaml `delivery.mode`: push (deploy, rollback) or pull (the gitops-* targets: git declares the digest,
 # Argo CD or Flux syncs it; docs/deployment.md).
 .PHONY: project image image-test image-model smoke manifests deploy rollback delivery-plan gitops-check gitops-bump \
-	gitops-promote gitops-publish canary-analysis vertex-deploy
+	gitops-promote gitops-publish canary-analysis vertex-deploy kserve-manifests
 
 # image, image-test: default localhost/<project.name>-api:dev (params.yaml); manifests, deploy: a digest
 IMAGE ?=
@@ -76,3 +76,6 @@ canary-analysis: venv ## Judge a canary now with deploy/k8s/canary's AnalysisTem
 
 vertex-deploy: venv ## Vertex AI: copy IMAGE (a digest) to Artifact Registry, upload it, roll it out on ENV's endpoint in steps, smoke-test, undeploy on failure [MODEL_VERSION=v]
 	$(BIN)/python -m ops.deliver.vertex deploy $(ENV) --image "$(IMAGE)" --model-version "$(MODEL_VERSION)"
+
+kserve-manifests: ## Print ENV's KServe InferenceService (V2 protocol), rendered from its overlay and digest pin (deploy/k8s/kserve)
+	kubectl kustomize deploy/k8s/kserve/$(ENV)
