@@ -50,6 +50,7 @@ AUTH_VARIABLES = ("GCP_WORKLOAD_IDENTITY_PROVIDER", "GCP_SERVICE_ACCOUNT")
 DIGEST_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._/:-]*)@(?P<digest>sha256:[0-9a-f]{64})$")
 MODEL_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE = re.compile(r"[^a-z0-9_-]")
+BINARIES = {"gcloud": "GCLOUD", "skopeo": "SKOPEO"}  # the variables that name them (tests: the stand-ins)
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ def smoke_problems(response: Any, instances: int, expect_deployed: str | None) -
 def run(
     tool: str, args: Sequence[str], input: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    binary = os.environ.get(tool.upper(), tool)
+    binary = os.environ.get(BINARIES[tool], tool)
     try:
         proc = subprocess.run([binary, *args], input=input, capture_output=True, text=True)
     except FileNotFoundError as exc:
