@@ -356,9 +356,11 @@ def rollout(
     work: Path,
 ) -> str:
     """Deploy `model` to the endpoint step by step; smoke-test each step; undeploy it when one fails."""
-    previous, models = endpoint_state(target)
+    split_before, models = endpoint_state(target)
     new = deployed_id(models, model)
-    previous = {key: value for key, value in previous.items() if key != new}
+    was_deployed = new is not None  # a re-run: the digest is deployed already
+    previous = {key: value for key, value in split_before.items() if key != new}
+    retire = [key for key in models if key != new]  # also earlier deployments left without traffic
     try:
         for percent in settings.traffic_steps:
             split = traffic_split(previous, new or "0", percent)
@@ -386,6 +388,10 @@ def rollout(
     except PipelineError as exc:
         if new is None:
             raise
+        if was_deployed and not previous:
+            raise PipelineError(
+                f"Vertex AI rollout of {model}: {exc}; it served alone before: left deployed"
+            ) from exc
         undo = run("gcloud", undeploy_command(target, new, previous), check=False)
         outcome = (
             "undeployed it: the traffic is back on the previous deployment"
@@ -393,7 +399,7 @@ def rollout(
             else f"undeploy FAILED too ({(undo.stderr or undo.stdout).strip()[-200:]}): fix the endpoint by hand"
         )
         raise PipelineError(f"Vertex AI rollout of {model}: {exc}; {outcome}") from exc
-    for old in previous:
+    for old in retire:
         run("gcloud", undeploy_command(target, old, {}))
     return new
 

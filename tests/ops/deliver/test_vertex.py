@@ -197,3 +197,23 @@ def test_the_cli_skips_green_without_variables(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
     assert vertex.main(["preflight", "production"]) == 0
     assert out.read_text() == "enabled=false\n"
+
+
+def test_earlier_deployments_without_traffic_are_retired_too(cloud: Path, tmp_path: Path) -> None:
+    state = json.loads(cloud.read_text())
+    state["deployed"].append({"id": "1000", "model": PREVIOUS_MODEL + "-older"})  # left at 0 %
+    cloud.write_text(json.dumps(state))
+    assert deploy(tmp_path) == "1002"
+    undeployed = [call[-1] for call in calls(tmp_path) if "undeploy-model" in call]
+    assert undeployed == ["--deployed-model-id=1001", "--deployed-model-id=1000"]
+    assert [d["id"] for d in json.loads(cloud.read_text())["deployed"]] == ["1002"]
+
+
+def test_a_rerun_that_fails_its_smoke_test_leaves_the_only_deployment_serving(
+    cloud: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy(tmp_path)
+    monkeypatch.setenv("ACT_GCLOUD_PREDICT", "fail")
+    with pytest.raises(PipelineError, match="it served alone before: left deployed"):
+        deploy(tmp_path)
+    assert json.loads(cloud.read_text())["split"] == {"1002": 100}
