@@ -115,6 +115,7 @@ resource "google_artifact_registry_repository_iam_member" "deploy_pushes" {
 }
 
 # What ops.deliver.vertex calls, and nothing else (no roles/aiplatform.user: it could also run training jobs).
+# Each long-running operation is polled with the same resource's `.get` permission.
 resource "google_project_iam_custom_role" "vertex_deployer" {
   role_id     = "${replace(var.name, "-", "_")}_vertex_deployer"
   title       = "Deploy a model version to a Vertex AI endpoint"
@@ -127,7 +128,6 @@ resource "google_project_iam_custom_role" "vertex_deployer" {
     "aiplatform.endpoints.update",
     "aiplatform.models.get",
     "aiplatform.models.upload",
-    "aiplatform.operations.list",
   ]
 }
 
