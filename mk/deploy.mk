@@ -1,10 +1,10 @@
 # Deployment: the container image, its end-to-end test, Kubernetes overlays and the smoke test.
-# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,rollout,smoke,gitops,analysis}.py and
-# tools/image_test.py (tested by tests/ops/deliver/test_{image,deploy,rollout,smoke,gitops,analysis,canary_analysis}.py).
+# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,rollout,smoke,gitops,analysis,vertex}.py and
+# tools/image_test.py (tested by tests/ops/deliver/test_{image,deploy,rollout,smoke,gitops,analysis,canary_analysis,vertex}.py).
 # params.yaml `delivery.mode`: push (deploy, rollback) or pull (the gitops-* targets: git declares the digest,
 # Argo CD or Flux syncs it; docs/deployment.md).
 .PHONY: project image image-test image-model smoke manifests deploy rollback delivery-plan gitops-check gitops-bump \
-	gitops-promote gitops-publish canary-analysis
+	gitops-promote gitops-publish canary-analysis vertex-deploy kserve-manifests
 
 # image, image-test: default localhost/<project.name>-api:dev (params.yaml); manifests, deploy: a digest
 IMAGE ?=
@@ -73,3 +73,9 @@ canary-analysis: venv ## Judge a canary now with deploy/k8s/canary's AnalysisTem
 	$(BIN)/python -m ops.deliver.analysis --template deploy/k8s/canary/analysis-template.yaml \
 		$(if $(PROMETHEUS),--prometheus "$(PROMETHEUS)") $(if $(CANARY),--arg "canary-hash=$(CANARY)") $(if $(STABLE),--arg "stable-hash=$(STABLE)") \
 		$(foreach a,$(ANALYSIS_ARGS),--arg "$(a)")
+
+vertex-deploy: venv ## Vertex AI: copy IMAGE (a digest) to Artifact Registry, upload it, roll it out on ENV's endpoint in steps, smoke-test, undeploy on failure [MODEL_VERSION=v]
+	$(BIN)/python -m ops.deliver.vertex deploy $(ENV) --image "$(IMAGE)" --model-version "$(MODEL_VERSION)"
+
+kserve-manifests: ## Print ENV's KServe InferenceService (V2 protocol), rendered from its overlay and digest pin (deploy/k8s/kserve)
+	kubectl kustomize deploy/k8s/kserve/$(ENV)

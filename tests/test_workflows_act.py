@@ -21,8 +21,10 @@ import yaml
 
 from demo.generate import generate_month, write_month
 from demo.load_warehouse import load_files
+from pipeline.config import load_params
 from tests.ops.test_monitor import SEED, create_log, replay, served_metadata
 from tests.support.act_runner import REPOSITORY, ActRun, run_job
+from tests.support.paths import REPO_ROOT
 from tests.support.repo import project_params, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
@@ -460,3 +462,91 @@ def test_retrain_promotes_on_drifted_data_and_proposes_a_pull_request_to_staging
     assert gh[0] == ["auth", "setup-git"]
     [create] = [argv for argv in gh if argv[:2] == ["pr", "create"]]
     assert create[2:6] == ["--base", "staging", "--head", branch]
+
+
+# deploy.yaml's vertex job: gcloud and skopeo are recording stand-ins (tests/act/bin) keeping an endpoint's state.
+
+GCP = {
+    "GCP_PROJECT_ID": "my-project",
+    "GCP_REGION": "europe-west4",
+    "GCP_ARTIFACT_REPOSITORY": "serving",
+    "GCP_WORKLOAD_IDENTITY_PROVIDER": "projects/123/locations/global/workloadIdentityPools/github/providers/repo",
+    "GCP_SERVICE_ACCOUNT": "deploy-staging@my-project.iam.gserviceaccount.com",
+    "VERTEX_ENDPOINT_ID": "4242",
+}
+
+
+def dispatch_vertex(tmp_path: Path, variables: dict[str, str], **env: str) -> ActRun:
+    state = tmp_path / "endpoint.json"
+    previous = "projects/my-project/locations/europe-west4/models/previous"
+    state.write_text(
+        json.dumps(
+            {"models": ["previous"], "deployed": [{"id": "1001", "model": previous}], "split": {"1001": 100}}
+        )
+    )
+    event = {"inputs": {"environment": "staging", "image": IMAGE, "model_version": "feedc0ffee00"}}
+    return run_job(
+        "deploy.yaml",
+        "vertex",
+        "workflow_dispatch",
+        event,
+        tmp_path,
+        variables=variables,
+        env={"ACT_GCLOUD_STATE": str(state), **env},
+        skipped=("image",),
+    )
+
+
+def cloud_calls(run: ActRun) -> list[str]:
+    """`tool verb...` of each recorded gcloud, skopeo and auth call, in order."""
+    found = []
+    for call in run.calls:
+        words = [word for word in call["argv"] if not word.startswith("--")]
+        if call["tool"] in ("gcloud", "skopeo"):
+            found.append(" ".join([call["tool"], *words[:4]]))
+        elif call["tool"] == "google-auth":
+            found.append("google-auth " + " ".join(call["argv"]))
+    return found
+
+
+def test_vertex_without_gcp_variables_is_green_with_a_notice(tmp_path: Path) -> None:
+    run = dispatch_vertex(tmp_path, {})
+    assert_succeeded(run)
+    assert "Vertex AI deploy to staging skipped" in run.log
+    assert cloud_calls(run) == []
+
+
+def test_vertex_authenticates_keylessly_then_copies_uploads_and_rolls_out_in_steps(tmp_path: Path) -> None:
+    run = dispatch_vertex(tmp_path, GCP)
+    assert_succeeded(run)
+    model = f"{load_params(REPO_ROOT / 'params.yaml').project.name}-staging-{'cd' * 6}"
+    assert cloud_calls(run) == [
+        f"google-auth {GCP['GCP_WORKLOAD_IDENTITY_PROVIDER']} {GCP['GCP_SERVICE_ACCOUNT']}",
+        "gcloud auth print-access-token",
+        "skopeo login europe-west4-docker.pkg.dev",
+        "skopeo login ghcr.io",  # the workflow's token reads the image from ghcr.io
+        f"skopeo copy docker://{IMAGE} docker://europe-west4-docker.pkg.dev/my-project/serving/repo:staging-{'cd' * 6}",
+        f"gcloud ai models describe {model}",
+        "gcloud ai models upload",
+        "gcloud ai endpoints describe 4242",
+        "gcloud ai endpoints deploy-model 4242",
+        "gcloud ai endpoints describe 4242",
+        "gcloud ai endpoints predict 4242",
+        "gcloud ai endpoints update 4242",
+        "gcloud ai endpoints predict 4242",
+        "gcloud ai endpoints undeploy-model 4242",
+    ]
+    assert all(
+        call["password"] for call in run.calls if call["tool"] == "skopeo" and call["argv"][0] == "login"
+    )
+    assert json.loads((tmp_path / "endpoint.json").read_text())["split"] == {"1002": 100}
+
+
+def test_vertex_failing_smoke_test_undeploys_the_new_version_and_fails_the_job(tmp_path: Path) -> None:
+    run = dispatch_vertex(tmp_path, GCP, ACT_GCLOUD_PREDICT="fail")
+    assert run.returncode != 0
+    assert "undeployed it: the traffic is back on the previous deployment" in run.log
+    [*_, last] = run.of("gcloud")
+    assert last[:4] == ["ai", "endpoints", "undeploy-model", "4242"]
+    assert "--deployed-model-id=1002" in last and last[-1] == "--traffic-split=1001=100"
+    assert json.loads((tmp_path / "endpoint.json").read_text())["split"] == {"1001": 100}

@@ -4,7 +4,7 @@
 (`owner/repo`, with a local bare repository as its `origin`: every `https://github.com/` URL is rewritten to it),
 maps each action the job pins (`owner/repo@sha`, read from the workflow and from the local actions its steps use,
 such as .github/actions/setup, so a re-pin moves with it) to its stand-in in tests/act/actions, puts the recording
-`gh`, `kubectl` and `cml` stand-ins on PATH and runs
+`gh`, `gcloud`, `skopeo`, `kubectl` and `cml` stand-ins on PATH and runs
 
     act EVENT -e event.json -W .github/workflows/WORKFLOW -j JOB -P ubuntu-latest=-self-hosted ...
 
@@ -47,6 +47,7 @@ STAND_IN_FOR = {
     "actions/download-artifact": "download-artifact",
     "iterative/setup-cml": "setup-cml",
     "aws-actions/configure-aws-credentials": "configure-aws-credentials",
+    "google-github-actions/auth": "google-auth",
 }
 
 
@@ -211,7 +212,8 @@ def run_job(
     kubectl_log = tmp_path / "kubectl.jsonl"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    shutil.copy2(ACT_DIR / "bin" / "gh", bin_dir / "gh")
+    for tool in ("gh", "gcloud", "skopeo"):
+        shutil.copy2(ACT_DIR / "bin" / tool, bin_dir / tool)
     kubectl = bin_dir / "kubectl"
     kubectl.write_text(
         FAKE_KUBECTL.format(
