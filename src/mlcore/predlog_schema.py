@@ -3,6 +3,10 @@
 
     predictions(prediction_id PK, created_at, model_version, features JSON, probability, prediction)
     feedback(prediction_id PK, label, received_at, client)
+    shadow_predictions(prediction_id + model_version PK, created_at, probability, prediction)
+
+A shadow model (a challenger scoring the same requests without answering them) logs its output under the serving
+row's prediction id, so one label judges both; its features are the serving row's.
 
 `create_or_upgrade(engine)` is how a writer creates them: missing tables are created, and a table from an older
 release gets the nullable columns added since (`ADD COLUMN`, no rewrite on SQLite or PostgreSQL; old rows read as
@@ -34,6 +38,16 @@ feedback = sa.Table(
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
     # the name of the token that sent the label (app/auth.py); NULL: unauthenticated, or written before 2026-12
     sa.Column("client", sa.String(64), nullable=True),
+)
+
+shadow_predictions = sa.Table(
+    "shadow_predictions",
+    metadata,
+    sa.Column("prediction_id", sa.String(36), primary_key=True),
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("prediction", sa.Integer, nullable=False),
 )
 
 # Columns added after a table's first release: nullable, so adding one to an existing table needs no default.

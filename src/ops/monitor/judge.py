@@ -17,6 +17,7 @@ from mlcore.rules import floors as rule_floors
 from ops.monitor.drift import DriftResult, feature_drift, prediction_drift
 from ops.monitor.estimate import estimate_performance
 from ops.monitor.log import features_table
+from ops.monitor.shadow import ShadowRule
 from ops.monitor.trigger import Persistence
 from pipeline.config import Params, load_params
 
@@ -46,6 +47,7 @@ class MonitorParams(BaseModel):
     min_bucket_labels: int = Field(ge=1)
     cooldown_hours: float = Field(ge=0)
     trigger_persistence: Persistence = Persistence()
+    shadow: ShadowRule = ShadowRule()
     state_file: str = "monitoring/state.json"
     trigger_command: str = ""
 

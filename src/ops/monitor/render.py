@@ -123,6 +123,34 @@ def _estimated(est: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _shadow(shadow: dict[str, Any]) -> list[str]:
+    if not shadow:
+        return []
+    lines = [
+        "## Shadow models (live comparison)",
+        "",
+        "Challengers that scored the same requests without answering them; judged on the labels that came back.",
+        "",
+        "| shadow | requests | agreement | mean abs Δp | output PSI | labelled | metric: serving → shadow | "
+        "difference (interval) | live evidence |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for version, s in shadow.items():
+        metric = f"{s['metric']}: {fmt(s['serving'])} → {fmt(s['shadow'])}" if "metric" in s else "n/a"
+        interval = (
+            f"{s['difference']:+.4f} ([{s['interval'][0]:+.4f}, {s['interval'][1]:+.4f}])"
+            if "difference" in s
+            else "n/a"
+        )
+        verdict = "yes" if s["evidence"]["passed"] else "not yet"
+        lines.append(
+            f"| `{version}` | {s['requests']} | {s['agreement']:.1%} | {fmt(s['mean_abs_probability_difference'])} "
+            f"| {fmt(s['output_psi'])} | {s['labelled']} | {metric} | {interval} | {verdict}: "
+            f"{'; '.join(s['evidence']['reasons'])} |"
+        )
+    return [*lines, ""]
+
+
 def _drift(drift: dict[str, Any], thresholds: dict[str, Any], images: list[str]) -> list[str]:
     lines = ["## Drift against the training reference", ""]
     if drift["features"]:
@@ -154,6 +182,7 @@ def render_report(verdict: dict[str, Any], images: list[str]) -> str:
         *_traffic(verdict["traffic"]),
         *_performance(verdict["performance"], images),
         *_estimated(verdict.get("estimated")),
+        *_shadow(verdict.get("shadow") or {}),
         *_drift(verdict["drift"], verdict["thresholds"], images),
     ]
     if verdict["notes"]:

@@ -20,6 +20,7 @@ from ops.monitor.judge import MonitorParams, judge, monitor_params
 from ops.monitor.log import read_log
 from ops.monitor.plots import plot_drift, plot_performance
 from ops.monitor.render import DRIFT_PLOT, PERFORMANCE_PLOT, REPORT_FILE, VERDICT_FILE, write_outputs
+from ops.monitor.shadow import compare, read_shadow
 from ops.monitor.trigger import decide_trigger, load_state, record_run, record_trigger, run_trigger
 
 
@@ -43,6 +44,9 @@ def run_monitor(
     metadata = load_metadata(model_dir)
     log = read_log(log_url, start, end)
     verdict, judged, results = judge(log, metadata, cfg, start, end)
+    pairs = read_shadow(log_url, start, end)
+    pairs = pairs[pairs["serving_version"] == metadata["model_version"]]
+    verdict["shadow"] = compare(pairs, float(metadata["threshold"]), cfg.shadow) if len(pairs) else {}
 
     images = []
     if plot_performance(verdict, out_dir / PERFORMANCE_PLOT):
