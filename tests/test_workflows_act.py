@@ -23,7 +23,7 @@ from demo.generate import generate_month, write_month
 from demo.load_warehouse import load_files
 from pipeline.config import load_params
 from tests.ops.test_monitor import SEED, create_log, replay, served_metadata
-from tests.support.act_runner import REPOSITORY, ActRun, run_job
+from tests.support.act_runner import REPOSITORY, ActRun, make_repository, run_job
 from tests.support.paths import REPO_ROOT
 from tests.support.repo import project_params, tiny_params, write_params
 
@@ -230,6 +230,34 @@ def test_pull_mode_refuses_a_digest_the_registry_does_not_hold(
     assert run.returncode != 0
     assert "the registry has no such manifest" in run.log
     assert "refs/heads/staging" not in run.refs()
+
+
+def test_pull_mode_a_push_of_overlays_only_builds_nothing_and_a_code_push_bumps(
+    tmp_path: Path, registry_images: dict[str, str]
+) -> None:
+    """The plan job on a push event (github.event.before .. the pushed commit), as a revert of a bump is pushed."""
+
+    def push_event(repo: Path) -> dict[str, Any]:
+        before = subprocess.run(
+            ["git", "rev-parse", "HEAD~1"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        return {"ref": "refs/heads/staging", "before": before}
+
+    overlays_only = tmp_path / "overlays"
+    repo, origin = make_repository(
+        overlays_only, overlays_only / "home", staging_declares(registry_images["a"]), pull_mode
+    )
+    run = run_job("deploy.yaml", "plan", "push", push_event(repo), overlays_only, repo=(repo, origin))
+    assert_succeeded(run)
+    assert "staging: skip (only deploy/k8s/overlays/ changed" in run.log
+
+    code = tmp_path / "code"
+    repo, origin = make_repository(
+        code, code / "home", lambda r: (r / "app" / "NOTE").write_text("x\n"), pull_mode
+    )
+    run = run_job("deploy.yaml", "plan", "push", push_event(repo), code, repo=(repo, origin))
+    assert_succeeded(run)
+    assert "staging: bump (pull mode: pin the digest)" in run.log
 
 
 def test_pull_mode_promotes_only_what_staging_ran_as_a_pull_request(
