@@ -1,7 +1,7 @@
 # Monitoring: judge the served model on the prediction log, and trigger retraining on a breach.
 # Logic lives in src/ops/monitor/ (run, log, judge, drift, trigger, plots, render; tested by
 # tests/ops/test_{monitor,drift}.py and tests/test_closed_loop.py); thresholds and the trigger command in params.yaml `monitor`. Workflow: .github/workflows/monitor.yaml.
-.PHONY: monitor monitor-model alerts-test
+.PHONY: monitor monitor-model alerts-test bench-monitor
 
 MONITOR_ARGS ?=
 
@@ -16,3 +16,6 @@ alerts-test: ## Check the Prometheus alert rules and run their unit tests (promt
 	@command -v promtool >/dev/null || { echo "error: promtool not found: run make system-tools (Debian package prometheus)" >&2; exit 1; }
 	promtool check rules deploy/monitoring/alerts.yaml
 	promtool test rules deploy/monitoring/alerts.test.yaml
+
+bench-monitor: venv ## make monitor on 10^5 and 10^6 logged predictions (SQLite, PostgreSQL): wall, CPU, peak RSS [BENCH_MONITOR_SIZES=...]
+	$(BIN)/python bench/bench_monitor.py $(if $(BENCH_MONITOR_SIZES),--sizes "$(BENCH_MONITOR_SIZES)")
