@@ -2,7 +2,7 @@
 
 `make image-test` (python tools/image_test.py) checks what Kubernetes and the deploy workflow rely on: /health,
 /ready, a valid and an invalid /predict, a non-root process, a healthy HEALTHCHECK and a clean exit on SIGTERM;
-then each platform's contract (tools/platform_checks.py): KServe V1/V2 on the same container, and the image run
+then each platform's contract (src/ops/deliver/platform_checks.py): KServe V1/V2 on the same container, and the image run
 again with Vertex AI's environment (AIP_HTTP_PORT, AIP_*_ROUTE, AIP_STORAGE_URI) and as SageMaker runs it
 (`serve`, port 8080), each with readiness, valid, invalid and batch requests and a SIGTERM drain.
 
@@ -16,7 +16,6 @@ Needs podman, runc and mmdebstrap (tools/system-tools.txt; `make image-test` and
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -29,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.protocols.common import DEFAULT_MODEL_NAME
 from mlcore.errors import PipelineError, cli_entrypoint
 from ops.deliver.image import (
     CONTAINER_PORT,
@@ -43,8 +41,8 @@ from ops.deliver.image import (
     project_of,
     stage_context,
 )
+from ops.deliver.platform_checks import VERTEX_ROUTES, kserve_checks, sagemaker_checks, vertex_checks
 from ops.deliver.smoke import Check, check_service, free_port, http, wait_until_ready
-from tools.platform_checks import VERTEX_ROUTES, kserve_checks, sagemaker_checks, vertex_checks
 
 BASE_IMAGE = "docker.io/library/python:3.11-slim"
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -342,9 +340,8 @@ def run_image_test(
         except PipelineError as exc:
             raise PipelineError(f"{exc}; container log:\n{container_logs(engine, cid)}") from exc
         checks += check_service(url, version)
-        metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
         example = http("GET", f"{url}/metadata")[1]["example"]
-        name = (metadata.get("project") or {}).get("name") or DEFAULT_MODEL_NAME
+        name = http("GET", f"{url}/v2")[1]["name"]  # V2's server metadata names the one model it serves
         checks += kserve_checks(url, example, name)
         checks += container_checks(engine, cid, grace)
         if not all(c.passed for c in checks):

@@ -24,7 +24,7 @@ CHECKS = {
     "HEALTHCHECK reports healthy",
     "SIGTERM stops it cleanly (exit 0, within the graceful timeout)",
 }
-# each platform's contract (tools/platform_checks.py): KServe on the native container, Vertex AI and SageMaker each
+# each platform's contract (ops/deliver/platform_checks.py): KServe on the native container, Vertex AI and SageMaker each
 # on a container of their own, started with the platform's environment or arguments
 PLATFORM_CHECKS = {
     "KServe V1: GET /v1/models/NAME is ready",
