@@ -41,7 +41,14 @@ from ops.deliver.image import (
     project_of,
     stage_context,
 )
-from ops.deliver.platform_checks import VERTEX_ROUTES, kserve_checks, sagemaker_checks, vertex_checks
+from ops.deliver.platform_checks import (
+    DRAIN_REQUESTS,
+    VERTEX_ROUTES,
+    InFlight,
+    kserve_checks,
+    sagemaker_checks,
+    vertex_checks,
+)
 from ops.deliver.smoke import Check, check_service, free_port, http, wait_until_ready
 
 BASE_IMAGE = "docker.io/library/python:3.11-slim"
@@ -218,9 +225,10 @@ def container_checks(engine: Engine, cid: str, grace: float) -> list[Check]:
     return checks
 
 
-def stop_check(engine: Engine, cid: str, grace: float, name: str = "") -> Check:
+def stop_check(engine: Engine, cid: str, grace: float, name: str = "", signal_sent: bool = False) -> Check:
     started = time.monotonic()
-    engine.run("kill", "--signal", "TERM", cid)
+    if not signal_sent:
+        engine.run("kill", "--signal", "TERM", cid)
     exit_code = engine.run("wait", cid, timeout=grace + 10).stdout.strip()
     took = time.monotonic() - started
     return Check(
@@ -277,7 +285,16 @@ def platform_checks(
             checks += probes(url, example)
             health = engine.run("healthcheck", "run", cid, check=False)
             checks.append(Check(f"{platform}: HEALTHCHECK reports healthy", health.returncode == 0, "exit 0"))
-            checks.append(stop_check(engine, cid, grace, f"{platform}: "))
+            path, body = DRAIN_REQUESTS[platform]
+            in_flight = InFlight(port, path, body(example))
+            time.sleep(1)  # the server has the request (headers, half the body) when SIGTERM arrives
+            engine.run("kill", "--signal", "TERM", cid)
+            time.sleep(1)
+            status = in_flight.finish()
+            checks.append(
+                Check(f"{platform}: a request in flight at SIGTERM is answered", status == 200, f"{status}")
+            )
+            checks.append(stop_check(engine, cid, grace, f"{platform}: ", signal_sent=True))
     return checks
 
 

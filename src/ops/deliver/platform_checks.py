@@ -6,6 +6,8 @@ Open Inference Protocol V2 over REST) with the standard library: no platform cli
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +17,11 @@ from ops.deliver.smoke import Check, http, invalid_record
 VERTEX_ROUTES = {
     "AIP_HEALTH_ROUTE": "/v1/endpoints/image-test/deployedModels/1",
     "AIP_PREDICT_ROUTE": "/v1/endpoints/image-test/deployedModels/1:predict",
+}
+# each platform's scoring route and a body for the drain check (a request in flight at SIGTERM: InFlight)
+DRAIN_REQUESTS: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+    "Vertex AI": (VERTEX_ROUTES["AIP_PREDICT_ROUTE"], lambda example: {"instances": [example] * 50}),
+    "SageMaker": ("/invocations", lambda example: {"dataframe_records": [example] * 50}),
 }
 
 
@@ -172,3 +179,26 @@ def kserve_checks(url: str, example: dict[str, Any], name: str) -> list[Check]:
         ),
         probe("KServe V2: another model name is 404", "GET", f"{url}/v2/models/not-{name}/ready", None, 404),
     ]
+
+
+class InFlight:
+    """A request caught mid-body: its headers and half its body are sent (the server is serving it), the rest is
+    sent by `finish`, which returns the HTTP status: a SIGTERM in between must not drop it (the drain)."""
+
+    def __init__(self, port: int, path: str, body: Any, timeout: float = 30):
+        self.body = json.dumps(body).encode()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(self.body)}\r\nConnection: close\r\n\r\n"
+        )
+        self.sock.sendall(head.encode() + self.body[: len(self.body) // 2])
+
+    def finish(self) -> int:
+        with self.sock:
+            self.sock.sendall(self.body[len(self.body) // 2 :])
+            answer = b""
+            while chunk := self.sock.recv(65536):
+                answer += chunk
+        status_line = answer.split(b"\r\n", 1)[0].split()
+        return int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
