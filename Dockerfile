@@ -59,14 +59,18 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/srv \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    BIND=0.0.0.0:8000 \
+    HOST=0.0.0.0 \
+    PORT=8000 \
     WEB_CONCURRENCY=2 \
     MODEL_DIR=/srv/model \
     PREDICTION_LOG_URL=sqlite:////tmp/predictions.db
 
 USER 10001:10001
 EXPOSE 8000
-# No curl in slim images: the venv's python asks /health.
+# No curl in slim images: the venv's python asks /health on the port gunicorn.conf.py chose (BIND, AIP_HTTP_PORT,
+# PORT), then on 8080 (`serve`).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/opt/venv/bin/python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ['BIND'].rsplit(':', 1)[1], timeout=4)"]
-ENTRYPOINT ["/opt/venv/bin/gunicorn", "--config", "/srv/app/gunicorn.conf.py", "app.wsgi:app"]
+    CMD ["/opt/venv/bin/python", "-m", "app.healthcheck"]
+# `docker run IMAGE` serves the native API (and the platforms' routes); `docker run IMAGE serve` is SageMaker's
+# start (port 8080); other arguments go to gunicorn (app/entrypoint.sh).
+ENTRYPOINT ["/bin/sh", "/srv/app/entrypoint.sh"]

@@ -16,10 +16,11 @@ from typing import Any
 from flask import Flask
 from threadpoolctl import threadpool_limits
 
-from app import api, auth, docs
+from app import api, auth, docs, protocols
 from app.model import load_service
 from app.observability import Metrics
 from app.predlog import PredictionLog
+from app.protocols.vertex import model_dir
 
 DEFAULTS: dict[str, Any] = {
     "MODEL_DIR": "model",  # model.skops + metadata.json written by `make run`
@@ -35,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "FEEDBACK_TOKENS": "",  # name:token,... required on /feedback when set (app/auth.py); empty: open
     "PREDICT_TOKENS": "",  # the same for /predict
     "AUTH_REQUIRED": "",  # endpoints that must have tokens (e.g. "feedback"): refuse to start otherwise
+    # Vertex AI sets these (app/protocols/vertex.py); unset, its routes are not served
+    "AIP_HEALTH_ROUTE": "",  # GET: 200 only when the verified model is loaded
+    "AIP_PREDICT_ROUTE": "",  # POST {"instances": [...]}
+    "AIP_STORAGE_URI": "",  # the model directory (local path or file://) instead of MODEL_DIR
 }
 
 
@@ -79,7 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     metrics = Metrics()
-    model = load_service(app.config["MODEL_DIR"], use_fastpath=bool(app.config["FASTPATH"]))
+    model = load_service(model_dir(app.config), use_fastpath=bool(app.config["FASTPATH"]))
     # One thread per worker: the workers already occupy the cores, and OpenMP threads in each worker
     # oversubscribe them (measured 7x slower for HistGradientBoosting; docs/benchmarks.md).
     # (after loading: threadpoolctl only reaches the libraries already loaded, and scikit-learn brings OpenMP)
@@ -105,8 +110,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     state.publish_model_metrics()
 
+    protocols.register_before(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(docs.bp)
+    protocols.register(app)  # the platforms' contracts over the same core (app/protocols)
     api.register_hooks(app)
     auth.init_app(app)  # after api's hooks: a 401 is timed and counted like any response
     return app

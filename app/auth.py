@@ -1,4 +1,5 @@
-"""Who may call /predict and /feedback: bearer tokens from the environment, compared in constant time.
+"""Who may call /predict (and every protocol's scoring route: app/protocols) and /feedback: bearer tokens from
+the environment, compared in constant time.
 
 `FEEDBACK_TOKENS` and `PREDICT_TOKENS` each hold `name:token` pairs separated by commas, e.g.
 `crm:3f9c...,billing:a01d...`. Empty (the default, for `make serve` on loopback): the endpoint is open. Set: a
@@ -114,5 +115,12 @@ def authenticate() -> Response | None:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["auth"] = load_tokens(app.config)
+    """Call after every blueprint is registered: each view marked `app.api.scoring` (the native /predict and every
+    protocol adapter's scoring route) takes /predict's tokens."""
+    tokens = load_tokens(app.config)
+    for endpoint, view in app.view_functions.items():
+        group = getattr(view, "protected_as", None)
+        if group is not None:
+            tokens[endpoint] = tokens[PROTECTED[group][0]]
+    app.extensions["auth"] = tokens
     app.before_request(authenticate)

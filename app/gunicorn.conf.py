@@ -1,7 +1,9 @@
 """gunicorn settings for the inference service, all overridable from the environment.
 
-    BIND              address:port to listen on (default 127.0.0.1:$PORT; containers set 0.0.0.0:8000)
-    PORT              port when BIND is not set (default 8000)
+    BIND              address:port to listen on; when set it wins over everything below
+    AIP_HTTP_PORT     Vertex AI's port: without BIND, listen on 0.0.0.0:$AIP_HTTP_PORT
+    HOST, PORT        without BIND or AIP_HTTP_PORT, listen on $HOST:$PORT (default 127.0.0.1:8000; the image
+                      sets HOST=0.0.0.0, and its `serve` argument PORT=8080 for SageMaker: app/entrypoint.sh)
     WEB_CONCURRENCY   worker processes (default: the number of CPUs)
     THREADS           threads per worker (default 4: prediction is CPU-bound and the threads share the GIL, but a
                       slow client holds only one thread, for BODY_TIMEOUT seconds at most, while the others serve)
@@ -42,7 +44,12 @@ import tempfile
 
 from gunicorn import util as gunicorn_util
 
-bind = os.environ.get("BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
+if os.environ.get("BIND"):
+    bind = os.environ["BIND"]
+elif os.environ.get("AIP_HTTP_PORT"):  # Vertex AI sends health checks and predictions to this port
+    bind = f"0.0.0.0:{os.environ['AIP_HTTP_PORT']}"
+else:
+    bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 threads = int(os.environ.get("THREADS", "4"))
 # gthread: a client that trickles its body holds one thread, not the worker (sync: the whole worker, until TIMEOUT

@@ -1,7 +1,10 @@
 """Test the serving image for real: build it with podman, run it on a loopback port, probe it, stop it.
 
 `make image-test` (python tools/image_test.py) checks what Kubernetes and the deploy workflow rely on: /health,
-/ready, a valid and an invalid /predict, a non-root process, a healthy HEALTHCHECK and a clean exit on SIGTERM.
+/ready, a valid and an invalid /predict, a non-root process, a healthy HEALTHCHECK and a clean exit on SIGTERM;
+then each platform's contract (src/ops/deliver/platform_checks.py): KServe V1/V2 on the same container, and the image run
+again with Vertex AI's environment (AIP_HTTP_PORT, AIP_*_ROUTE, AIP_STORAGE_URI) and as SageMaker runs it
+(`serve`, port 8080), each with readiness, valid, invalid and batch requests and a SIGTERM drain.
 
 Developer tooling, not product code: machines without a reachable registry (like the ones this template is
 tested on) get a local stand-in for the base image: Debian's python3 built with mmdebstrap and imported under the
@@ -23,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlcore.errors import PipelineError, cli_entrypoint
 from ops.deliver.image import (
@@ -37,7 +41,15 @@ from ops.deliver.image import (
     project_of,
     stage_context,
 )
-from ops.deliver.smoke import Check, check_service, free_port, wait_until_ready
+from ops.deliver.platform_checks import (
+    DRAIN_REQUESTS,
+    VERTEX_ROUTES,
+    InFlight,
+    kserve_checks,
+    sagemaker_checks,
+    vertex_checks,
+)
+from ops.deliver.smoke import Check, check_service, free_port, http, wait_until_ready
 
 BASE_IMAGE = "docker.io/library/python:3.11-slim"
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -121,7 +133,12 @@ def ensure_base_image(engine: Engine, workdir: Path, ref: str = BASE_IMAGE) -> b
 
 @contextmanager
 def running_container(
-    engine: Engine, tag: str, port: int, env: dict[str, str] | None = None
+    engine: Engine,
+    tag: str,
+    port: int,
+    env: dict[str, str] | None = None,
+    container_port: int = CONTAINER_PORT,
+    args: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Run `tag` as Kubernetes does (read-only root, tmpfs /tmp, no capabilities); yields the container id."""
     env_args = [arg for key, value in (env or {}).items() for arg in ("--env", f"{key}={value}")]
@@ -136,9 +153,10 @@ def running_container(
         "--security-opt",
         "no-new-privileges",
         "--publish",
-        f"127.0.0.1:{port}:{CONTAINER_PORT}",
+        f"127.0.0.1:{port}:{container_port}",
         *env_args,
         tag,
+        *args,
     ).stdout.strip()
     try:
         yield cid
@@ -203,17 +221,80 @@ def container_checks(engine: Engine, cid: str, grace: float) -> list[Check]:
             (health.stdout + health.stderr).strip() or "healthy",
         )
     )
+    checks.append(stop_check(engine, cid, grace))
+    return checks
+
+
+def stop_check(engine: Engine, cid: str, grace: float, name: str = "", signal_sent: bool = False) -> Check:
     started = time.monotonic()
-    engine.run("kill", "--signal", "TERM", cid)
+    if not signal_sent:
+        engine.run("kill", "--signal", "TERM", cid)
     exit_code = engine.run("wait", cid, timeout=grace + 10).stdout.strip()
     took = time.monotonic() - started
-    checks.append(
-        Check(
-            "SIGTERM stops it cleanly (exit 0, within the graceful timeout)",
-            exit_code == "0" and took <= grace,
-            f"exit {exit_code} after {took:.1f}s",
-        )
+    return Check(
+        f"{name}SIGTERM stops it cleanly (exit 0, within the graceful timeout)",
+        exit_code == "0" and took <= grace,
+        f"exit {exit_code} after {took:.1f}s",
     )
+
+
+def wait_for(url: str, timeout: float, alive: Any) -> None:
+    """Poll GET `url` until 200 (a platform's readiness route)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not alive():
+            raise PipelineError(f"the server exited before {url} answered")
+        try:
+            if http("GET", url, timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise PipelineError(f"{url} did not answer 200 within {timeout:g}s")
+        time.sleep(0.5)
+
+
+# platform -> (container port, environment, arguments, readiness route, its checks); ports as the platform sets them
+PLATFORM_RUNS: dict[str, tuple[int, dict[str, str], tuple[str, ...], str, Any]] = {
+    "Vertex AI": (
+        8080,
+        {"AIP_HTTP_PORT": "8080", "AIP_STORAGE_URI": "file:///srv/model", **VERTEX_ROUTES},
+        (),
+        VERTEX_ROUTES["AIP_HEALTH_ROUTE"],
+        vertex_checks,
+    ),
+    "SageMaker": (8080, {}, ("serve",), "/ping", sagemaker_checks),
+}
+
+
+def platform_checks(
+    engine: Engine, tag: str, example: dict[str, Any], grace: float, ready_timeout: float
+) -> list[Check]:
+    """The image run as each platform runs it: readiness, requests, HEALTHCHECK, SIGTERM drain."""
+    checks = []
+    for platform, (container_port, env, args, ready_route, probes) in PLATFORM_RUNS.items():
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {"GRACEFUL_TIMEOUT": str(int(grace)), **env}
+        with running_container(engine, tag, port, env, container_port, args) as cid:
+            try:
+                wait_for(url + ready_route, ready_timeout, alive=lambda: container_running(engine, cid))
+            except PipelineError as exc:
+                checks.append(Check(f"{platform}: ready", False, f"{exc}; {container_logs(engine, cid)}"))
+                continue
+            checks += probes(url, example)
+            health = engine.run("healthcheck", "run", cid, check=False)
+            checks.append(Check(f"{platform}: HEALTHCHECK reports healthy", health.returncode == 0, "exit 0"))
+            path, body = DRAIN_REQUESTS[platform]
+            in_flight = InFlight(port, path, body(example))
+            time.sleep(1)  # the server has the request (headers, half the body) when SIGTERM arrives
+            engine.run("kill", "--signal", "TERM", cid)
+            time.sleep(1)
+            status = in_flight.finish()
+            checks.append(
+                Check(f"{platform}: a request in flight at SIGTERM is answered", status == 200, f"{status}")
+            )
+            checks.append(stop_check(engine, cid, grace, f"{platform}: ", signal_sent=True))
     return checks
 
 
@@ -276,9 +357,13 @@ def run_image_test(
         except PipelineError as exc:
             raise PipelineError(f"{exc}; container log:\n{container_logs(engine, cid)}") from exc
         checks += check_service(url, version)
+        example = http("GET", f"{url}/metadata")[1]["example"]
+        name = http("GET", f"{url}/v2")[1]["name"]  # V2's server metadata names the one model it serves
+        checks += kserve_checks(url, example, name)
         checks += container_checks(engine, cid, grace)
         if not all(c.passed for c in checks):
             checks.append(Check("container log", False, container_logs(engine, cid)))
+    checks += platform_checks(engine, tag, example, grace, ready_timeout)
     return ImageTestResult(tag, image_size(engine, tag), build_seconds, base_seconds, ready, labels, checks)
 
 

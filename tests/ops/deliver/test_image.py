@@ -24,6 +24,35 @@ CHECKS = {
     "HEALTHCHECK reports healthy",
     "SIGTERM stops it cleanly (exit 0, within the graceful timeout)",
 }
+# each platform's contract (ops/deliver/platform_checks.py): KServe on the native container, Vertex AI and SageMaker each
+# on a container of their own, started with the platform's environment or arguments
+PLATFORM_CHECKS = {
+    "KServe V1: GET /v1/models/NAME is ready",
+    "KServe V1: POST /v1/models/NAME:predict a batch of 3",
+    "KServe V2: GET /v2/health/live is 200",
+    "KServe V2: GET /v2/health/ready is 200",
+    "KServe V2: GET /v2/models/NAME/ready is 200",
+    "KServe V2: POST /v2/models/NAME/infer one record",
+    "KServe V2: a batch of 3",
+    "KServe V2: an invalid record is 422 {error} naming the field",
+    "KServe V2: another model name is 404",
+    "Vertex AI: GET $AIP_HEALTH_ROUTE is 200",
+    "Vertex AI: POST $AIP_PREDICT_ROUTE predicts one instance",
+    "Vertex AI: a batch of 3 instances",
+    "Vertex AI: an invalid instance is 422 naming the field",
+    "SageMaker: GET /ping is 200",
+    "SageMaker: POST /invocations predicts one record",
+    "MLflow: a dataframe_split batch of 3",
+    "MLflow: an invalid record is 422 BAD_REQUEST naming the field",
+    *(
+        f"{platform}: {check}"
+        for platform in ("Vertex AI", "SageMaker")
+        for check in (
+            "HEALTHCHECK reports healthy",
+            "SIGTERM stops it cleanly (exit 0, within the graceful timeout)",
+        )
+    ),
+}
 
 
 @pytest.mark.container
@@ -34,7 +63,7 @@ def test_the_image_builds_runs_and_passes_every_check(model_dir: Path):
     result = image_test.run_image_test(REPO_ROOT, model_dir, tag="localhost/image-test:pytest")
     print(result.report())
     assert result.passed, result.report()
-    assert {c.name for c in result.checks} == CHECKS
+    assert {c.name for c in result.checks} == CHECKS | PLATFORM_CHECKS
     assert result.labels["io.github.gitops-mlops.model-version"] == metadata["model_version"]
     assert result.size_bytes < 1_000_000_000
 
