@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -80,42 +79,45 @@ def fill_log(url: str, model_dir: Path, n: int, labelled: float, end: datetime, 
     return time.perf_counter() - started
 
 
+# Runs the monitor as a child of a fresh interpreter and prints that interpreter's RUSAGE_CHILDREN: the figures of
+# this one run only (ru_maxrss of RUSAGE_CHILDREN is the largest child so far, so a shared parent would carry over).
+MEASURE = """
+import json, resource, subprocess, sys, time
+started = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"returncode": code.returncode, "stderr": code.stderr[-500:], "wall_s": time.perf_counter() - started,
+                  "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}))
+"""
+
+
 def run_monitor(url: str, model_dir: Path, out: Path, end: datetime, days: float) -> dict:
-    """`python -m ops.monitor` as its own process: wall, CPU and peak RSS of that process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
+    """`python -m ops.monitor` as its own process: its wall, CPU and peak RSS."""
     start = (end - timedelta(days=days)).isoformat()
+    command = [
+        sys.executable,
+        "-m",
+        "ops.monitor",
+        "--model",
+        str(model_dir),
+        "--log-url",
+        url,
+        "--out",
+        str(out),
+        "--start",
+        start,
+        "--end",
+        end.isoformat(),
+        "--no-trigger",
+    ]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ops.monitor",
-            "--model",
-            str(model_dir),
-            "--log-url",
-            url,
-            "--out",
-            str(out),
-            "--start",
-            start,
-            "--end",
-            end.isoformat(),
-            "--no-trigger",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+        [sys.executable, "-c", MEASURE, *command], cwd=REPO_ROOT, capture_output=True, text=True
     )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode not in (0, 3):
-        raise SystemExit(f"make monitor failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return {
-        "wall_s": wall,
-        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        "peak_rss_mb": after.ru_maxrss / 1024,  # the largest child so far (Linux: KiB)
-        "status": json.loads((out / "verdict.json").read_text())["status"],
-    }
+    figures = json.loads(proc.stdout)
+    if figures["returncode"] not in (0, 3):
+        raise SystemExit(f"make monitor failed ({figures['returncode']}): {figures['stderr'].strip()}")
+    figures["status"] = json.loads((out / "verdict.json").read_text())["status"]
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:

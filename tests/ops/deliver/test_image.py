@@ -24,8 +24,8 @@ CHECKS = {
     "HEALTHCHECK reports healthy",
     "SIGTERM stops it cleanly (exit 0, within the graceful timeout)",
 }
-# each platform's contract (ops/deliver/platform_checks.py): KServe on the native container, Vertex AI and SageMaker each
-# on a container of their own, started with the platform's environment or arguments
+# each platform's contract (ops/deliver/platform_checks.py): KServe on the native container, Vertex AI and SageMaker
+# each on a container of their own, started with the platform's environment or arguments
 PLATFORM_CHECKS = {
     "KServe V1: GET /v1/models/NAME is ready",
     "KServe V1: POST /v1/models/NAME:predict a batch of 3",
@@ -49,6 +49,7 @@ PLATFORM_CHECKS = {
         for platform in ("Vertex AI", "SageMaker")
         for check in (
             "HEALTHCHECK reports healthy",
+            "a request in flight at SIGTERM is answered",
             "SIGTERM stops it cleanly (exit 0, within the graceful timeout)",
         )
     ),
