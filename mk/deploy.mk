@@ -1,6 +1,7 @@
 # Deployment: the container image, its end-to-end test, Kubernetes overlays and the smoke test.
-# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,rollout,smoke,gitops,analysis,vertex}.py and
-# tools/image_test.py (tested by tests/ops/deliver/test_{image,deploy,rollout,smoke,gitops,analysis,canary_analysis,vertex}.py).
+# Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,rollout,smoke,plan,settings,gitops,analysis,
+# vertex}.py and tools/image_test.py (tested by tests/ops/deliver/test_{image,deploy,rollout,smoke,gitops,analysis,
+# canary_analysis,vertex}.py).
 # params.yaml `delivery.mode`: push (deploy, rollback) or pull (the gitops-* targets: git declares the digest,
 # Argo CD or Flux syncs it; docs/deployment.md).
 .PHONY: project image image-test image-model smoke manifests deploy rollback delivery-plan gitops-check gitops-bump \
@@ -55,7 +56,7 @@ rollback: venv ## Roll ENV back to the previous revision (kubectl rollout undo)
 	$(BIN)/python -m ops.deliver.deploy rollback $(ENV)
 
 delivery-plan: venv ## What a push to REF deploys in params.yaml's delivery mode: deploy|bump|promote|skip [BEFORE=sha]
-	$(BIN)/python -m ops.deliver.gitops plan --ref "$(REF)" --before "$(BEFORE)" $(if $(DISPATCH),--environment "$(ENV)")
+	$(BIN)/python -m ops.deliver.plan --ref "$(REF)" --before "$(BEFORE)" $(if $(DISPATCH),--environment "$(ENV)")
 
 gitops-check: venv ## Pull mode: refuse an overlay pinned by a tag instead of a digest
 	$(BIN)/python -m ops.deliver.gitops check

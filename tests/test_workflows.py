@@ -239,7 +239,7 @@ def test_the_dvc_cache_key_covers_the_lock_the_params_and_every_stages_code(name
 
 
 def test_deploy_decides_the_environment_image_and_model_version_once() -> None:
-    """The plan job (ops.deliver.gitops plan) decides the environment and action, the target job the image and
+    """The plan job (ops.deliver.plan) decides the environment and action, the target job the image and
     model version; the jobs after them read their outputs instead of repeating the expressions."""
     workflow = load(WORKFLOW_DIR / "deploy.yaml")
     jobs = workflow["jobs"]

@@ -1,6 +1,5 @@
 """Pull-mode delivery: git declares the image each environment runs; Argo CD or Flux applies it.
 
-    python -m ops.deliver.gitops plan --ref staging --before SHA --after SHA   # what the deploy workflow does
     python -m ops.deliver.gitops bump staging --image ghcr.io/o/r@sha256:...   # pin a pushed digest (verified)
     python -m ops.deliver.gitops promote [--digest sha256:...]                 # staging's digest -> production
     python -m ops.deliver.gitops publish staging --how commit|pull-request     # commit + push, or a PR
@@ -14,8 +13,8 @@ same overlays serve both modes.
 The rules: a bump names a digest the registry holds (ops.deliver.registry); production is promoted only to a
 digest the staging overlay declared at some commit of the history (what staging ran is what production gets);
 an overlay pinned by a tag is refused. A rollback is `git revert` of the bump or promotion commit: the overlay
-declares the previous digest again, and `plan` does not answer a commit that changes only overlays with a new
-build (which would undo the revert).
+declares the previous digest again, and the deploy workflow's plan (ops.deliver.plan) does not answer a commit
+that changes only overlays with a new build (which would undo the revert). Settings: ops.deliver.settings.
 """
 
 from __future__ import annotations
@@ -23,72 +22,18 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
-from typing import Literal
-
-from pydantic import Field, model_validator
 
 from mlcore.errors import PipelineError, cli_entrypoint
 from ops.deliver.pins import Pin, pin_text, read_pin, refusal, split_reference
-from ops.github import add_summary, set_outputs
+from ops.deliver.settings import PRODUCTION, STAGING, DeliveryParams, load_delivery
+from ops.github import add_summary
 from ops.repo import commit_of, pull_requests_from, remote_branch_exists, run
-from pipeline.config import DEFAULT_PARAMS, Section, load_params
+from pipeline.config import DEFAULT_PARAMS
 
 OVERLAYS = Path("deploy/k8s/overlays")
-STAGING, PRODUCTION = "staging", "production"
-# A commit that changes only these declares what runs; it needs no new image (a bump, a promotion, a revert).
-DECLARATIONS = (f"{OVERLAYS}/",)
-ZERO_SHA = "0" * 40
 # Trailers of a bump commit: what lineage (`make lineage ENV=...`) reads back in pull mode.
 BUILT_FROM, MODEL_VERSION = "Image-Built-From", "Model-Version"
-
-
-class VertexParams(Section):
-    """params.yaml `delivery.vertex`: how ops.deliver.vertex uploads and rolls out a model version on Vertex AI.
-
-    The project, region, repository and endpoint are the cloud's, not the model's: repository and environment
-    variables (the Terraform outputs, docs/deployment.md "Deploy to Vertex AI")."""
-
-    # The container contract: Vertex sets AIP_HTTP_PORT, AIP_HEALTH_ROUTE and AIP_PREDICT_ROUTE from these.
-    port: int = Field(default=8080, ge=1, le=65535)
-    health_route: str = Field(default="/v1/health", pattern=r"^/[A-Za-z0-9/_:.-]*$")
-    predict_route: str = Field(default="/v1/predict", pattern=r"^/[A-Za-z0-9/_:.-]*$")
-    machine_type: str = Field(default="n1-standard-2", min_length=1)
-    min_replicas: int = Field(default=1, ge=1)
-    max_replicas: int = Field(default=2, ge=1)
-    # The new version's share of the endpoint's traffic, step by step (each step smoke-tested); ends at 100.
-    traffic_steps: list[int] = Field(default_factory=lambda: [10, 100], min_length=1)
-
-    @model_validator(mode="after")
-    def steps_rise_to_100(self) -> VertexParams:
-        steps = self.traffic_steps
-        if steps[-1] != 100 or any(not 0 < a < b for a, b in pairwise(steps)) or steps[0] < 1:
-            raise ValueError(
-                f"traffic_steps {steps}: rising percentages in 1..100 that end at 100, e.g. [10, 100]"
-            )
-        if self.max_replicas < self.min_replicas:
-            raise ValueError(f"max_replicas {self.max_replicas} < min_replicas {self.min_replicas}")
-        return self
-
-
-class DeliveryParams(Section):
-    """params.yaml `delivery`."""
-
-    mode: Literal["push", "pull"] = "push"
-    # pull mode: how a staging bump lands on its branch (branch protection may require a pull request)
-    staging_bump: Literal["commit", "pull-request"] = "commit"
-    staging_branch: str = Field(default="staging", min_length=1)
-    production_branch: str = Field(default="main", min_length=1)
-    branch_prefix: str = Field(default="deploy/", min_length=1)  # bump and promotion branches
-    vertex: VertexParams = Field(default_factory=VertexParams)  # the Vertex AI job (ops.deliver.vertex)
-
-
-def load_delivery(path: Path = DEFAULT_PARAMS) -> DeliveryParams:
-    params = load_params(path)
-    if params.delivery is None:
-        return DeliveryParams()
-    return params.section("delivery", DeliveryParams, str(path))
 
 
 def overlay_file(env: str, root: Path = Path(".")) -> Path:
@@ -252,59 +197,6 @@ def check(root: Path, mode: str) -> list[str]:
     return problems
 
 
-def changed_files(root: Path, before: str, after: str) -> list[str] | None:
-    """Files changed between two commits; None when `before` is unknown (a new branch, a shallow clone)."""
-    if not before or before == ZERO_SHA or not commit_of(root, before) or not commit_of(root, after):
-        return None
-    diff = run(["git", "diff", "--name-only", before, after], root, capture=True, echo=False)
-    return diff.stdout.split()
-
-
-def plan(
-    root: Path,
-    delivery: DeliveryParams,
-    ref: str,
-    before: str = "",
-    after: str = "HEAD",
-    environment: str = "",
-) -> dict[str, str]:
-    """What the deploy workflow does for a push to `ref` (or, with `environment`, a manual run for it):
-    `deploy` (push mode: kubectl apply), `bump` (pull mode, staging: pin a digest), `promote` (pull mode,
-    production: a pull request with a digest staging ran) or `skip` (pull mode: the push changed only overlays,
-    a bump, a promotion or a revert, which the controller applies as it is). `build` says whether the image job
-    runs: a push that deploys or bumps; a manual run names its image, and a promotion never builds."""
-    envs = {delivery.staging_branch: STAGING, delivery.production_branch: PRODUCTION}
-    if environment:
-        if environment not in (STAGING, PRODUCTION):
-            raise PipelineError(f"environment {environment!r}: {STAGING} or {PRODUCTION}")
-        env, manual = environment, True
-    elif ref in envs:
-        env, manual = envs[ref], False
-    else:
-        raise PipelineError(f"ref {ref!r}: deploys come from {' or '.join(envs)} (params.yaml delivery)")
-    out = {"mode": delivery.mode, "environment": env}
-    if delivery.mode == "push":
-        return out | {
-            "action": "deploy",
-            "build": str(not manual).lower(),
-            "reason": "push mode: kubectl apply",
-        }
-    files = None if manual else changed_files(root, before, after)
-    if files and all(f.startswith(DECLARATIONS) for f in files):
-        return out | {
-            "action": "skip",
-            "build": "false",
-            "reason": f"only {OVERLAYS}/ changed ({', '.join(files)}): the controller syncs it; no new image",
-        }
-    if env == STAGING:
-        return out | {
-            "action": "bump",
-            "build": str(not manual).lower(),
-            "reason": "pull mode: pin the digest",
-        }
-    return out | {"action": "promote", "build": "false", "reason": "pull mode: pin a digest staging ran"}
-
-
 def publish(
     root: Path,
     change: Change,
@@ -355,11 +247,6 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ops.deliver.gitops", description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("plan", help="what a push to REF deploys (step outputs mode, environment, action)")
-    p.add_argument("--ref", default="", help="the pushed branch")
-    p.add_argument("--environment", default="", help="a manual run (workflow_dispatch) for this environment")
-    p.add_argument("--before", default="", help="the commit before the push (github.event.before)")
-    p.add_argument("--after", default="HEAD")
     p = sub.add_parser("bump", help="pin ENV's overlay to an image digest the registry holds")
     p.add_argument("env")
     p.add_argument("--image", required=True, help="registry/name@sha256:<64 hex>")
@@ -384,11 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     root = Path(".")
     delivery = load_delivery(args.params)
-    if args.command == "plan":
-        decided = plan(root, delivery, args.ref, args.before, args.after, args.environment)
-        print(f"{decided['environment']}: {decided['action']} ({decided['reason']})")
-        set_outputs(decided)
-    elif args.command == "bump":
+    if args.command == "bump":
         print(bump(root, args.env, args.image).line())
     elif args.command == "promote":
         digest = split_reference(args.digest)[1] if "@" in args.digest else args.digest

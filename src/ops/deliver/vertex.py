@@ -40,7 +40,7 @@ from typing import Any
 
 from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.example import example_record as from_features
-from ops.deliver.gitops import load_delivery
+from ops.deliver.settings import load_delivery
 from ops.github import add_summary, set_outputs
 from pipeline.config import load_params
 
@@ -85,7 +85,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Settings:
-    """params.yaml `delivery.vertex` (ops.deliver.gitops.VertexParams), as plain values."""
+    """params.yaml `delivery.vertex` (ops.deliver.settings.VertexParams), as plain values."""
 
     port: int = 8080
     health_route: str = "/v1/health"

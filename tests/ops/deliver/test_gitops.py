@@ -24,13 +24,15 @@ import yaml
 
 from mlcore.errors import PipelineError
 from ops.deliver import gitops, pins
+from ops.deliver.plan import ZERO_SHA, plan
 from ops.deliver.registry import require_manifest, split_repository
+from ops.deliver.settings import DeliveryParams, load_delivery
 from tests.support.paths import REPO_ROOT
 from tests.support.project import renamed_copy
 from tests.support.registry import image_registry, push_image
 
 GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-PULL = gitops.DeliveryParams(mode="pull")
+PULL = DeliveryParams(mode="pull")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -217,7 +219,7 @@ def test_rollback_is_a_git_revert_and_the_revert_needs_no_new_build(
     bad = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "revert", "--no-edit", bad)
     assert rendered_image(repo, "staging") == images["one"]
-    decided = gitops.plan(repo, PULL, "staging", before=bad, after="HEAD")
+    decided = plan(repo, PULL, "staging", before=bad, after="HEAD")
     assert (
         decided["action"] == "skip" and "deploy/k8s/overlays/staging/kustomization.yaml" in decided["reason"]
     )
@@ -225,12 +227,12 @@ def test_rollback_is_a_git_revert_and_the_revert_needs_no_new_build(
     (repo / "app.py").write_text("print('new code')\n")
     git(repo, "add", "app.py")
     git(repo, "commit", "-qm", "code")
-    assert gitops.plan(repo, PULL, "staging", before=bad, after="HEAD")["action"] == "bump"
-    assert gitops.plan(repo, PULL, "main", before=bad, after="HEAD")["action"] == "promote"
-    assert gitops.plan(repo, PULL, "main", before=gitops.ZERO_SHA)["action"] == "promote"  # a new branch
-    assert gitops.plan(repo, gitops.DeliveryParams(), "main", before=bad)["action"] == "deploy"  # push mode
+    assert plan(repo, PULL, "staging", before=bad, after="HEAD")["action"] == "bump"
+    assert plan(repo, PULL, "main", before=bad, after="HEAD")["action"] == "promote"
+    assert plan(repo, PULL, "main", before=ZERO_SHA)["action"] == "promote"  # a new branch
+    assert plan(repo, DeliveryParams(), "main", before=bad)["action"] == "deploy"  # push mode
     with pytest.raises(PipelineError, match="deploys come from staging or main"):
-        gitops.plan(repo, PULL, "feature/x")
+        plan(repo, PULL, "feature/x")
 
 
 def test_publish_commits_a_bump_to_the_staging_branch(repo: Path, images: dict[str, str]) -> None:
@@ -289,7 +291,7 @@ def test_publish_with_nothing_changed_commits_nothing(repo: Path, capsys: pytest
 
 
 def test_the_repositorys_overlays_are_deployable_in_its_mode() -> None:
-    delivery = gitops.load_delivery(REPO_ROOT / "params.yaml")
+    delivery = load_delivery(REPO_ROOT / "params.yaml")
     assert gitops.check(REPO_ROOT, delivery.mode) == []
 
 
@@ -304,10 +306,10 @@ def test_the_repositorys_overlays_are_deployable_in_its_mode() -> None:
 def test_a_manual_run_plans_without_a_build(
     repo: Path, mode: str, environment: str, action: str, build: str
 ) -> None:
-    decided = gitops.plan(repo, gitops.DeliveryParams(mode=mode), "", environment=environment)
+    decided = plan(repo, DeliveryParams(mode=mode), "", environment=environment)
     assert (decided["environment"], decided["action"], decided["build"]) == (environment, action, build)
     with pytest.raises(PipelineError, match="environment 'qa': staging or production"):
-        gitops.plan(repo, gitops.DeliveryParams(mode=mode), "", environment="qa")
+        plan(repo, DeliveryParams(mode=mode), "", environment="qa")
 
 
 class TokenRegistry(BaseHTTPRequestHandler):

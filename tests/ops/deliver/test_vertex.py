@@ -86,7 +86,7 @@ def test_traffic_split_gives_the_rest_to_the_previous_deployments_in_proportion(
 
 
 def test_traffic_steps_must_rise_to_100() -> None:
-    from ops.deliver.gitops import VertexParams
+    from ops.deliver.settings import VertexParams
 
     assert VertexParams(traffic_steps=[5, 50, 100]).traffic_steps == [5, 50, 100]
     for steps in ([10, 50], [50, 10, 100], [0, 100]):
