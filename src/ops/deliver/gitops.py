@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlcore.errors import PipelineError, cli_entrypoint
 from ops.deliver.pins import Pin, pin_text, read_pin, refusal, split_reference
+from ops.deliver.registry import require_manifest
 from ops.deliver.settings import PRODUCTION, STAGING, DeliveryParams, load_delivery
 from ops.github import add_summary
 from ops.repo import commit_of, pull_requests_from, remote_branch_exists, run
@@ -87,14 +89,10 @@ def pending_change(root: Path, env: str) -> Change:
     return Change(env, read_pin(shown.stdout, f"{path} at HEAD"), current_pin(root, env))
 
 
-def bump(root: Path, env: str, reference: str, verify=None) -> Change:
+def bump(root: Path, env: str, reference: str, verify: Callable[[str], None] = require_manifest) -> Change:
     """Pin `env`'s overlay to `reference` (name@sha256:...) after `verify(reference)` confirms the registry has it
-    (default: ops.deliver.registry.require_manifest; raises, and nothing is written, when it has not)."""
+    (ops.deliver.registry; it raises, and nothing is written, when the registry has not)."""
     name, digest = split_reference(reference)
-    if verify is None:
-        from ops.deliver.registry import require_manifest
-
-        verify = require_manifest
     verify(reference)
     return write_pin(root, env, name, digest)
 
