@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.bench_predlog import log_backends  # noqa: E402
 from bench.bench_serve import batch_records  # noqa: E402
 
 CHUNK = 50_000
@@ -135,23 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-monitor-")))
-        backends = [("SQLite", lambda name: f"sqlite:///{workdir}/{name}.db")]
-        if not args.no_postgres and (
-            shutil.which("initdb") or any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-        ):
-            import sqlalchemy as sa
-
-            from tests.support.postgres import postgres_server
-
-            pg = stack.enter_context(postgres_server(workdir / "pg"))
-            admin = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
-
-            def pg_url(name: str) -> str:
-                with admin.connect() as conn:
-                    conn.execute(sa.text(f"CREATE DATABASE {name}"))
-                return pg.rsplit("/", 1)[0] + f"/{name}"
-
-            backends.append(("PostgreSQL", pg_url))
+        backends = log_backends(stack, workdir, postgres=not args.no_postgres)
         print(f"model: {args.model}; load average before: {os.getloadavg()}", flush=True)
         for backend, url_of in backends:
             for n in sizes:

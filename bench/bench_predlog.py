@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,31 @@ def log_rows(records: list[dict], n: int) -> list[list[dict]]:
         )
         made += len(records)
     return requests
+
+
+def log_backends(
+    stack: ExitStack, workdir: Path, postgres: bool = True
+) -> list[tuple[str, Callable[[str], str]]]:
+    """(name, url of a new database `name`) for SQLite files in `workdir` and, when PostgreSQL's binaries are on the
+    machine (and `postgres`), a throw-away PostgreSQL server (tests/support/postgres.py) that `stack` stops."""
+    backends: list[tuple[str, Callable[[str], str]]] = [
+        ("SQLite", lambda name: f"sqlite:///{workdir}/{name}.db")
+    ]
+    if postgres and (shutil.which("initdb") or any(Path("/usr/lib/postgresql").glob("*/bin/initdb"))):
+        import sqlalchemy as sa
+
+        from tests.support.postgres import postgres_server
+
+        pg = stack.enter_context(postgres_server(workdir / "pg"))
+        admin = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
+
+        def pg_url(name: str) -> str:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"CREATE DATABASE {name}"))
+            return pg.rsplit("/", 1)[0] + f"/{name}"
+
+        backends.append(("PostgreSQL", pg_url))
+    return backends
 
 
 def writer_rows_per_s(url: str, requests: list[list[dict]], batch_size: int) -> float:
@@ -147,21 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         requests = log_rows(records, args.rows)
         print(f"model: {model_note}; load average before: {os.getloadavg()}", flush=True)
         results = []
-        backends = [("SQLite", lambda name: f"sqlite:///{workdir}/{name}.db")]
-        if shutil.which("initdb") or any(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-            from tests.support.postgres import postgres_server
-
-            pg = stack.enter_context(postgres_server(workdir / "pg"))
-            import sqlalchemy as sa
-
-            admin = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
-
-            def pg_url(name: str) -> str:
-                with admin.connect() as conn:
-                    conn.execute(sa.text(f"CREATE DATABASE {name}"))
-                return pg.rsplit("/", 1)[0] + f"/{name}"
-
-            backends.append(("PostgreSQL", pg_url))
+        backends = log_backends(stack, workdir)
         for backend, url_of in backends:
             for batch_size in (1000, 5000):
                 rate = writer_rows_per_s(url_of(f"w{batch_size}"), requests, batch_size)
