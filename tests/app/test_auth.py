@@ -4,12 +4,10 @@ missing or wrong, constant-time comparison, the client's name (never its token) 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from app import create_app
 from app.auth import AuthConfigError, Tokens, load_tokens, parse_tokens
 from mlcore.predlog_schema import feedback
 
@@ -17,27 +15,6 @@ CRM = "crm-token-0123456789abcdef"
 BILLING = "billing-token-fedcba9876543210"
 SCORER = "scorer-token-00112233445566778899"
 UNKNOWN_ID = "0" * 32  # well-formed, never issued
-
-
-@pytest.fixture
-def make_app(model_dir: Path, tmp_path: Path):
-    apps = []
-
-    def make(**config):
-        flask_app = create_app(
-            {
-                "MODEL_DIR": str(model_dir),
-                "PREDICTION_LOG_URL": f"sqlite:///{tmp_path}/log.db",
-                "TESTING": True,
-                **config,
-            }
-        )
-        apps.append(flask_app)
-        return flask_app
-
-    yield make
-    for flask_app in apps:
-        flask_app.extensions["serve"].log.close()
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@ protocol's error shape, answers 503 until the model is loaded, and takes /predic
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from app import create_app
 from app.protocols.common import served_name
 from mlcore.errors import PipelineError
 from mlcore.predlog_schema import predictions
@@ -82,26 +80,9 @@ ERROR_MESSAGE = {
 
 
 @pytest.fixture
-def make_app(model_dir: Path, tmp_path: Path):
-    apps = []
-
-    def make(**config):
-        flask_app = create_app(
-            {
-                "MODEL_DIR": str(model_dir),
-                "PREDICTION_LOG_URL": f"sqlite:///{tmp_path}/log.db",
-                "MAX_BATCH": 50,
-                "TESTING": True,
-                **VERTEX,
-                **config,
-            }
-        )
-        apps.append(flask_app)
-        return flask_app
-
-    yield make
-    for flask_app in apps:
-        flask_app.extensions["serve"].log.close()
+def make_app(make_app):
+    """tests/app/conftest.py's, with this module's defaults: a small MAX_BATCH and Vertex AI's environment."""
+    return lambda **config: make_app(**{"MAX_BATCH": 50, **VERTEX, **config})
 
 
 @pytest.fixture

@@ -107,8 +107,16 @@ def test_the_first_rollout_ever_is_promoted_without_a_stable_hash_before() -> No
 
 
 @pytest.fixture
-def canary_overlays(tmp_path: Path) -> Path:
-    """The shipped overlays, renamed: production lists the deploy/k8s/canary component, staging does not."""
+def canary_overlays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped overlays, renamed: production lists the deploy/k8s/canary component, staging does not. The
+    cluster answers that the apply changed the Deployment's template (generation 4 -> 5); polls do not sleep."""
+    monkeypatch.setattr(rollout.time, "sleep", lambda s: None)
+    answers(
+        tmp_path,
+        monkeypatch,
+        "deployment",
+        [{"metadata": {"generation": 4}}, {"metadata": {"generation": 5}}],
+    )
     return renamed_copy(tmp_path, "acme") / "deploy" / "k8s" / "overlays"
 
 
@@ -124,15 +132,8 @@ def test_apply_waits_for_the_rollout_to_promote_the_canary(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(rollout.time, "sleep", lambda s: None)
     answers(
         tmp_path, monkeypatch, "rollout", [status("Healthy", "old", "old"), status("Healthy", "new", "new")]
-    )
-    answers(
-        tmp_path,
-        monkeypatch,
-        "deployment",
-        [{"metadata": {"generation": 4}}, {"metadata": {"generation": 5}}],
     )
     assert deploy.apply("production", IMAGE, root=canary_overlays) == "acme-production"
     assert commands(kubectl_log)[1:] == [
@@ -152,7 +153,6 @@ def test_apply_undoes_the_deployment_template_when_the_analysis_aborts(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(rollout.time, "sleep", lambda s: None)
     answers(
         tmp_path,
         monkeypatch,
@@ -161,12 +161,6 @@ def test_apply_undoes_the_deployment_template_when_the_analysis_aborts(
             status("Healthy", "old", "old"),
             status("Degraded", "old", "new", abort=True, message="error-share"),
         ],
-    )
-    answers(
-        tmp_path,
-        monkeypatch,
-        "deployment",
-        [{"metadata": {"generation": 4}}, {"metadata": {"generation": 5}}],
     )
     with pytest.raises(PipelineError, match="canary aborted by its analysis: error-share; rolled back"):
         deploy.apply("production", IMAGE, root=canary_overlays)
@@ -195,12 +189,6 @@ def test_an_overlay_without_the_canary_waits_on_the_deployment_as_before(
 def test_a_rollout_missing_after_the_apply_fails_at_once_and_is_undone(
     canary_overlays: Path, kubectl_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    answers(
-        tmp_path,
-        monkeypatch,
-        "deployment",
-        [{"metadata": {"generation": 4}}, {"metadata": {"generation": 5}}],
-    )
     with pytest.raises(
         PipelineError, match=r"rollout/acme-api in acme-production: not found after the apply"
     ):
