@@ -15,6 +15,8 @@ import yaml
 from flask import Blueprint, Response, abort, current_app, send_from_directory
 
 from app.api import json_response, published_example, state
+from app.protocols.common import DEFAULT_MODEL_NAME, served_name
+from app.protocols.kserve import input_datatypes, v2_tensors
 
 bp = Blueprint("docs", __name__)
 
@@ -53,23 +55,52 @@ def openapi_spec(
     model_version: str,
     title: str | None = None,
     description: str | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
+    vertex_routes: dict[str, str] | None = None,
+    datatypes: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """openapi.yaml with the parts that depend on the loaded model filled in."""
+    """openapi.yaml with the parts that depend on the loaded model filled in. `vertex_routes` maps "predict" and
+    "health" to the paths AIP_PREDICT_ROUTE and AIP_HEALTH_ROUTE name (only those set); `datatypes` are the
+    features' V2 datatypes (for the V2 example)."""
     spec = copy.deepcopy(_static_spec())
     spec["info"]["version"] = model_version
     if title:
         spec["info"]["title"] = title
     if description:
         spec["info"]["description"] = f"{description.strip()} {spec['info']['description']}"
-    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
-    body["schema"]["oneOf"][1]["maxItems"] = max_batch
+    vertex = spec.pop("x-vertex-paths")
+    for kind, route in (vertex_routes or {}).items():
+        spec["paths"].setdefault(route, {}).update(vertex[kind])
+    schemas = spec["components"]["schemas"]
+    schemas["Record"] = record_schema
+    schemas["Records"]["maxItems"] = max_batch
+    spec["components"]["parameters"]["ModelName"]["schema"]["enum"] = [model_name]
     if example:
-        body["examples"] = {
-            "one": {"summary": "One record", "value": example},
-            "batch": {"summary": "A batch", "value": [example, example]},
-        }
-    spec["components"]["schemas"]["Record"] = record_schema
+        _add_examples(spec["paths"], example, vertex_routes or {}, datatypes or {})
     return spec
+
+
+def _add_examples(
+    paths: dict[str, Any], example: dict[str, Any], vertex_routes: dict[str, str], datatypes: dict[str, str]
+) -> None:
+    """The model's example record in each route's body shape: one and a batch for /predict, a batch elsewhere."""
+    batch = [example, example]
+    bodies = {
+        ("/predict", "one"): example,
+        ("/predict", "batch"): batch,
+        ("/invocations", "dataframe_records"): {"dataframe_records": batch},
+        ("/v1/models/{name}:predict", "batch"): {"instances": batch},
+    }
+    if datatypes:
+        bodies[("/v2/models/{name}/infer", "batch")] = {"inputs": v2_tensors(batch, datatypes)}
+    if "predict" in vertex_routes:
+        bodies[(vertex_routes["predict"], "batch")] = {"instances": batch}
+    for (path, key), value in bodies.items():
+        content = paths[path]["post"]["requestBody"]["content"]["application/json"]
+        content.setdefault("examples", {})[key] = {
+            "summary": key.replace("_", " ").capitalize(),
+            "value": value,
+        }
 
 
 @bp.get("/openapi.json")
@@ -84,8 +115,22 @@ def openapi() -> Response:
             if model.validator is not None
             else {"type": "object", "description": "no model loaded: see GET /ready"}
         )
+        config = st.config
+        vertex_routes = {
+            kind: config[key]
+            for kind, key in (("predict", "AIP_PREDICT_ROUTE"), ("health", "AIP_HEALTH_ROUTE"))
+            if config.get(key)
+        }
         spec = st.extra["openapi"] = openapi_spec(
-            record, example, st.config["MAX_BATCH"], model.model_version, model.title, model.description
+            record,
+            example,
+            config["MAX_BATCH"],
+            model.model_version,
+            model.title,
+            model.description,
+            served_name(model) if model.ready else DEFAULT_MODEL_NAME,
+            vertex_routes,
+            input_datatypes(model) if model.validator is not None else None,
         )
     return json_response(spec)
 

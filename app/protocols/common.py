@@ -52,3 +52,13 @@ def message_only(status: int, error: dict[str, Any]) -> dict[str, Any]:
     if "index" in error:
         message = f"record {error['index']}: {message}"
     return {"error": message}
+
+
+def no_parameters(body: dict[str, Any], key: str) -> None:
+    """The model takes no parameters: `key` may be absent, null or {} (MLflow's `params`, Vertex AI's
+    `parameters`); anything else is a 422 naming it."""
+    value = body.get(key)
+    if value is not None and value != {}:
+        raise ApiError(
+            422, f"invalid_{key}", f"this model takes no '{key}' (send {{}} or leave it out)", field=key
+        )

@@ -103,12 +103,25 @@ def v2_model(name: str) -> Response:
             "versions": [model.model_version],
             "platform": "scikit-learn",
             "inputs": [
-                {"name": f.name, "datatype": DATATYPES[f.type], "shape": [-1]}
-                for f in model.validator.features
+                {"name": feature, "datatype": kind, "shape": [-1]}
+                for feature, kind in input_datatypes(model).items()
             ],
             "outputs": [{"name": key, "datatype": kind, "shape": [-1]} for key, kind in OUTPUTS.items()],
         }
     )
+
+
+def input_datatypes(model: Any) -> dict[str, str]:
+    """Each feature's V2 datatype, in the model's feature order."""
+    return {f.name: DATATYPES[f.type] for f in model.validator.features}
+
+
+def v2_tensors(records: list[dict[str, Any]], datatypes: dict[str, str]) -> list[dict[str, Any]]:
+    """Records -> V2 inputs, one 1-D tensor per feature (the inverse of `tensor_records`)."""
+    return [
+        {"name": name, "datatype": kind, "shape": [len(records)], "data": [r.get(name) for r in records]}
+        for name, kind in datatypes.items()
+    ]
 
 
 def tensor_records(body: Any) -> list[Any]:

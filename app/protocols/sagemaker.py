@@ -32,7 +32,7 @@ from app.api import (
     scoring,
     state,
 )
-from app.protocols.common import use_error_shape
+from app.protocols.common import no_parameters, use_error_shape
 
 bp = Blueprint("sagemaker", __name__)
 MLFLOW_KEYS = ("dataframe_records", "dataframe_split", "instances", "inputs")
@@ -108,10 +108,7 @@ def invocation_records(body: Any) -> tuple[list[Any], bool]:
     unknown = sorted(set(body) - {key, "params"})
     if unknown:
         raise ApiError(422, "unknown_field", f"unknown field '{unknown[0]}'", field=unknown[0])
-    if body.get("params"):
-        raise ApiError(
-            422, "invalid_params", "this model takes no 'params' (send {} or leave it out)", field="params"
-        )
+    no_parameters(body, "params")
     value = body[key]
     if key == "dataframe_split":
         return split_to_records(value), False

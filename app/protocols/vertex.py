@@ -25,6 +25,7 @@ from app.api import (
     scoring,
     state,
 )
+from app.protocols.common import no_parameters
 from mlcore.errors import PipelineError
 
 
@@ -54,13 +55,7 @@ def instances_of(body: Any) -> list[Any]:
     unknown = sorted(set(body) - {"instances", "parameters"})
     if unknown:
         raise ApiError(422, "unknown_field", f"unknown field '{unknown[0]}'", field=unknown[0])
-    if body.get("parameters"):  # {} and null are no parameters
-        raise ApiError(
-            422,
-            "invalid_parameters",
-            "this model takes no 'parameters' (send {} or leave it out)",
-            field="parameters",
-        )
+    no_parameters(body, "parameters")
     return body["instances"]
 
 

@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import negative_data_rejection
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -22,7 +22,13 @@ from mlcore.artifact import load_model, save_model
 def fuzz_app(model_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz")
     app = create_app(
-        {"MODEL_DIR": str(model_dir), "PREDICTION_LOG_URL": f"sqlite:///{path}/log.db", "MAX_BATCH": 20}
+        {
+            "MODEL_DIR": str(model_dir),
+            "PREDICTION_LOG_URL": f"sqlite:///{path}/log.db",
+            "MAX_BATCH": 20,
+            "AIP_PREDICT_ROUTE": "/vertex/predict",
+            "AIP_HEALTH_ROUTE": "/vertex/health",
+        }
     )
     yield app
     app.extensions["serve"].log.close()
@@ -41,6 +47,24 @@ def test_openapi_record_schema_comes_from_the_model(client, app):
     assert body["examples"]["one"]["value"] == published
     # the documented example is accepted by the API
     assert client.post("/predict", json=body["examples"]["batch"]["value"]).status_code == 200
+
+
+def test_every_documented_example_is_accepted_by_its_route(fuzz_app):
+    """Each route's example body (the model's example in that route's shape: MLflow's, KServe V1 and V2,
+    Vertex AI's) is answered 200 with one prediction per record, and the model name is the served one."""
+    client = fuzz_app.test_client()
+    spec = client.get("/openapi.json").get_json()
+    name = spec["components"]["parameters"]["ModelName"]["schema"]["enum"][0]
+    assert name == fuzz_app.extensions["serve"].model.metadata["project"]["name"]
+    sent = set()
+    for path, item in spec["paths"].items():
+        content = item.get("post", {}).get("requestBody", {}).get("content", {}).get("application/json", {})
+        for key, example in content.get("examples", {}).items():
+            response = client.post(path.replace("{name}", name), json=example["value"])
+            assert response.status_code == 200, (path, key, response.get_json())
+            sent.add(path)
+    assert sent >= {"/predict", "/invocations", "/v1/models/{name}:predict", "/v2/models/{name}/infer"}
+    assert "/vertex/predict" in sent
 
 
 def served_with_project(model_dir, dest, project):
@@ -77,19 +101,42 @@ def test_api_conforms_to_its_spec(fuzz_app):
     says. Bounded: 20 examples per operation and mode."""
     schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/predict", "/feedback", "/ready", "/metadata"}
+    assert {op.path for op in operations} >= {"/predict", "/feedback", "/ready", "/metadata", *PLATFORM_PATHS}
+    assert {"/vertex/predict", "/vertex/health"} <= {op.path for op in operations}  # AIP_* routes documented
     for operation in operations:
         _fuzz(operation, GenerationMode.POSITIVE)
-        if operation.method.upper() == "POST":  # GETs without parameters cannot be sent invalid
+        if operation.method.upper() == "POST" or "{name}" in operation.path:  # the rest take no input
             _fuzz(operation, GenerationMode.NEGATIVE)
 
 
+# The platforms' routes (app/protocols), each documented in /openapi.json
+PLATFORM_PATHS = {
+    "/invocations",
+    "/ping",
+    "/v1/models/{name}",
+    "/v1/models/{name}:predict",
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models/{name}",
+    "/v2/models/{name}/ready",
+    "/v2/models/{name}/infer",
+}
+# Bodies whose validity JSON Schema cannot express (a dataframe_split row holds one value per column, in order; a
+# V2 tensor holds the values of its feature's type, all of one length): schema-valid ones may get a 422 there.
+POSITIONAL_BODIES = {"/invocations", "/v2/models/{name}/infer"}
+
+
 def _fuzz(operation, mode: GenerationMode) -> None:
+    # schemathesis' own negative-data check does not count 413 as a rejection; the spec documents it
+    excluded = [negative_data_rejection]
+    if operation.path in POSITIONAL_BODIES:
+        excluded.append(positive_data_acceptance)
+
     @given(case=operation.as_strategy(mode))
     @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(case):
-        # schemathesis' own negative-data check does not count 413 as a rejection; the spec documents it
-        response = case.call_and_validate(excluded_checks=[negative_data_rejection])
+        response = case.call_and_validate(excluded_checks=excluded)
         if mode is GenerationMode.NEGATIVE:
             assert 400 <= response.status_code < 500, (response.status_code, case.body)
 

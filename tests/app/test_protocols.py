@@ -260,6 +260,7 @@ def test_v2_model_metadata_lists_one_input_per_feature(served):
         ({"dataframe_records": {"a": 1}}, "'dataframe_records' must be a list of records"),
         ({"inputs": {"a": [1], "b": [1, 2]}}, "equally long lists"),
         ({"instances": [{}], "params": {"threshold": 0.1}}, "takes no 'params'"),
+        ({"instances": [{}], "params": []}, "takes no 'params'"),  # not an object: refused, not ignored
         ({"dataframe_records": []}, "the list of records is empty"),
     ],
 )
@@ -270,12 +271,21 @@ def test_invalid_mlflow_bodies_say_what_to_send(served, body, message):
     assert response.get_json()["error_code"] == "BAD_REQUEST"
 
 
-def test_vertex_refuses_parameters_it_would_ignore(served, example):
+@pytest.mark.parametrize("parameters", [{"threshold": 0.1}, [], "x", 0])
+def test_vertex_refuses_parameters_it_would_ignore(served, example, parameters):
     response = served.test_client().post(
-        VERTEX["AIP_PREDICT_ROUTE"], json={"instances": [example], "parameters": {"threshold": 0.1}}
+        VERTEX["AIP_PREDICT_ROUTE"], json={"instances": [example], "parameters": parameters}
     )
     assert response.status_code == 422
     assert response.get_json()["error"]["field"] == "parameters"
+
+
+@pytest.mark.parametrize("parameters", [{}, None])
+def test_vertex_takes_empty_or_null_parameters(served, example, parameters):
+    response = served.test_client().post(
+        VERTEX["AIP_PREDICT_ROUTE"], json={"instances": [example], "parameters": parameters}
+    )
+    assert response.status_code == 200
 
 
 def test_vertex_routes_exist_only_when_vertex_names_them(make_app):
