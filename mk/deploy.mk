@@ -1,11 +1,11 @@
 # Deployment: the container image, its end-to-end test, Kubernetes overlays and the smoke test.
 # Logic lives in src/ops/project.py, src/ops/deliver/{image,deploy,rollout,smoke,plan,settings,gitops,analysis,
-# vertex}.py and tools/image_test.py (tested by tests/ops/deliver/test_{image,deploy,rollout,smoke,gitops,analysis,
-# canary_analysis,vertex}.py).
+# vertex,shadow}.py and tools/image_test.py (tested by tests/ops/deliver/test_{image,deploy,rollout,smoke,gitops,
+# analysis,canary_analysis,vertex,shadow}.py).
 # params.yaml `delivery.mode`: push (deploy, rollback) or pull (the gitops-* targets: git declares the digest,
 # Argo CD or Flux syncs it; docs/deployment.md).
 .PHONY: project image image-test image-model smoke manifests deploy rollback delivery-plan gitops-check gitops-bump \
-	gitops-promote gitops-publish canary-analysis vertex-deploy kserve-manifests
+	gitops-promote gitops-publish canary-analysis vertex-deploy kserve-manifests shadow shadow-evidence shadow-swap
 
 # image, image-test: default localhost/<project.name>-api:dev (params.yaml); manifests, deploy: a digest
 IMAGE ?=
@@ -18,6 +18,8 @@ BEFORE ?=
 DIGEST ?=
 HOW ?= params
 DISPATCH ?=
+OFF ?=
+VERDICT ?= monitoring/verdict.json
 # canary-analysis: a Prometheus URL (default: the template's), the pod-template hashes, more NAME=VALUE args
 PROMETHEUS ?=
 CANARY ?=
@@ -58,7 +60,7 @@ rollback: venv ## Roll ENV back to the previous revision (kubectl rollout undo)
 delivery-plan: venv ## What a push to REF deploys in params.yaml's delivery mode: deploy|bump|promote|skip [BEFORE=sha]
 	$(BIN)/python -m ops.deliver.plan --ref "$(REF)" --before "$(BEFORE)" $(if $(DISPATCH),--environment "$(ENV)")
 
-gitops-check: venv ## Pull mode: refuse an overlay pinned by a tag instead of a digest
+gitops-check: venv ## Refuse an overlay with a shadow but no challenger digest (or the reverse); pull mode: pinned by a tag
 	$(BIN)/python -m ops.deliver.gitops check
 
 gitops-bump: venv ## Pull mode: pin ENV's overlay to IMAGE (a digest the registry must hold)
@@ -69,6 +71,15 @@ gitops-promote: venv ## Pull mode: pin production to the digest staging runs (or
 
 gitops-publish: venv ## Pull mode: commit ENV's overlay change; push it to its branch or open a PR (HOW=commit|pull-request)
 	$(BIN)/python -m ops.deliver.gitops publish $(ENV) --how "$(HOW)" --model-version "$(MODEL_VERSION)"
+
+shadow: venv ## Run IMAGE (a digest the registry holds) as ENV's challenger in the shadow; OFF=1 removes the shadow
+	$(BIN)/python -m ops.deliver.shadow $(if $(OFF),off $(ENV),pin $(ENV) --image "$(IMAGE)")
+
+shadow-evidence: venv ## Does monitoring's VERDICT hold live evidence for ENV's challenger? (prints what is missing; exit 0)
+	$(BIN)/python -m ops.deliver.shadow evidence $(ENV) --verdict "$(VERDICT)" --model-version "$(MODEL_VERSION)"
+
+shadow-swap: venv ## With live evidence in VERDICT: ENV's challenger becomes its serving image (pull: a PR; push: applied + a PR); refused otherwise
+	$(BIN)/python -m ops.deliver.shadow swap $(ENV) --verdict "$(VERDICT)" --model-version "$(MODEL_VERSION)"
 
 canary-analysis: venv ## Judge a canary now with deploy/k8s/canary's AnalysisTemplate: PROMETHEUS=url CANARY=hash STABLE=hash [ANALYSIS_ARGS="window=10m ..."]
 	$(BIN)/python -m ops.deliver.analysis --template deploy/k8s/canary/analysis-template.yaml \

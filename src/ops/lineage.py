@@ -13,7 +13,7 @@ right now?" with `make lineage ENV=production` (`python -m ops.lineage show --en
   is JSON {environment, model_version, image_digest, deployed_at}: `python -m ops.lineage deployed ...`
   creates it (the deploy workflow runs it and pushes the tag). In pull mode (params.yaml delivery.mode) the
   overlay is the record: its digest, the bump commit that first declared it in staging and that commit's
-  `Image-Built-From` and `Model-Version` trailers (ops.deliver.gitops.declared_build).
+  `Image-Built-From` and `Model-Version` trailers (ops.deliver.history.declared_build).
 
 `show` follows the newest deployment tag of the environment to its commit and reads the model's lineage record
 there; a model without a record (trained by a plain `dvc repro` in a pull request) is described from that
@@ -39,7 +39,7 @@ from mlcore.io import write_json
 from ops.repo import git_show, model_md5, run
 
 try:  # pull-mode deployments are declared in the overlays (the deliver feature; optional)
-    from ops.deliver.gitops import declared_build
+    from ops.deliver.history import declared_build
 except ModuleNotFoundError:  # src/ops/deliver deleted
     declared_build = None
 

@@ -2,6 +2,7 @@
 
     python -m ops.deliver.gitops bump staging --image ghcr.io/o/r@sha256:...   # pin a pushed digest (verified)
     python -m ops.deliver.gitops promote [--digest sha256:...]                 # staging's digest -> production
+                                                    # (or its shadow: params.yaml delivery.production_entry)
     python -m ops.deliver.gitops publish staging --how commit|pull-request     # commit + push, or a PR
     python -m ops.deliver.gitops check                                         # every overlay deployable?
 
@@ -26,28 +27,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlcore.errors import PipelineError, cli_entrypoint
-from ops.deliver.pins import Pin, pin_text, read_pin, refusal, split_reference
+from ops.deliver.history import (  # noqa: F401  (BUILT_FROM, declared_build: lineage and the tests read them here)
+    BUILT_FROM,
+    MODEL_VERSION,
+    OVERLAYS,
+    declared_build,
+    declared_digests,
+    overlay_file,
+)
+from ops.deliver.pins import (
+    CHALLENGER,
+    IMAGE_NAME,
+    Pin,
+    pin_text,
+    read_challenger,
+    read_pin,
+    refusal,
+    shadow_refusal,
+    split_reference,
+)
 from ops.deliver.registry import require_manifest
 from ops.deliver.settings import PRODUCTION, STAGING, DeliveryParams, load_delivery
 from ops.github import add_summary
 from ops.repo import commit_of, pull_requests_from, remote_branch_exists, run
 from pipeline.config import DEFAULT_PARAMS
-
-OVERLAYS = Path("deploy/k8s/overlays")
-# Trailers of a bump commit: what lineage (`make lineage ENV=...`) reads back in pull mode.
-BUILT_FROM, MODEL_VERSION = "Image-Built-From", "Model-Version"
-
-
-def overlay_file(env: str, root: Path = Path(".")) -> Path:
-    path = root / OVERLAYS / env / "kustomization.yaml"
-    if not path.is_file():
-        known = (
-            sorted(p.name for p in (root / OVERLAYS).iterdir() if p.is_dir())
-            if (root / OVERLAYS).is_dir()
-            else []
-        )
-        raise PipelineError(f"{path.relative_to(root)}: no such overlay (environments: {', '.join(known)})")
-    return path
 
 
 def current_pin(root: Path, env: str) -> Pin:
@@ -57,105 +60,69 @@ def current_pin(root: Path, env: str) -> Pin:
 
 @dataclass(frozen=True)
 class Change:
+    """`image`'s pin in `env`'s overlay before and after; a challenger's is None where no shadow runs."""
+
     env: str
-    before: Pin
-    after: Pin
+    before: Pin | None
+    after: Pin | None
+    image: str = IMAGE_NAME
 
     @property
     def changed(self) -> bool:
         return self.before != self.after
 
     def line(self) -> str:
+        ref = {None: "(no shadow)"}
+        what = self.env if self.image == IMAGE_NAME else f"{self.env} {self.image}"
         if not self.changed:
-            return f"{self.env}: already declares {self.after.reference}; nothing to change"
-        return f"{self.env}: {self.before.reference} -> {self.after.reference}"
+            return (
+                f"{what}: already declares {ref.get(self.after) or self.after.reference}; nothing to change"
+            )
+        return f"{what}: {ref.get(self.before) or self.before.reference} -> {ref.get(self.after) or self.after.reference}"
 
 
-def write_pin(root: Path, env: str, name: str, digest: str) -> Change:
+def write_pin(root: Path, env: str, name: str, digest: str, image: str = IMAGE_NAME) -> Change:
     path = overlay_file(env, root)
     where = str(path.relative_to(root))
     text = path.read_text(encoding="utf-8")
-    before = read_pin(text, where)
+    before = read_pin(text, where) if image == IMAGE_NAME else read_challenger(text, where)
     after = Pin(name=name, digest=digest)
     if before != after:
-        path.write_text(pin_text(text, where, name, digest), encoding="utf-8")
-    return Change(env, before, after)
+        path.write_text(pin_text(text, where, name, digest, image), encoding="utf-8")
+    return Change(env, before, after, image)
 
 
 def pending_change(root: Path, env: str) -> Change:
-    """`env`'s overlay pin at HEAD against the working tree's (what `bump` or `promote` wrote)."""
+    """`env`'s overlay at HEAD against the working tree's (what `bump`, `promote` or ops.deliver.shadow wrote):
+    the api pin's change, else the challenger's."""
     path = overlay_file(env, root).relative_to(root).as_posix()
-    shown = run(["git", "show", f"HEAD:{path}"], root, capture=True, echo=False)
-    return Change(env, read_pin(shown.stdout, f"{path} at HEAD"), current_pin(root, env))
+    shown = run(["git", "show", f"HEAD:{path}"], root, capture=True, echo=False).stdout
+    now = overlay_file(env, root).read_text(encoding="utf-8")
+    api = Change(env, read_pin(shown, f"{path} at HEAD"), read_pin(now, path))
+    challenger = Change(
+        env, read_challenger(shown, f"{path} at HEAD"), read_challenger(now, path), CHALLENGER
+    )
+    return api if api.changed or not challenger.changed else challenger
 
 
-def bump(root: Path, env: str, reference: str, verify: Callable[[str], None] = require_manifest) -> Change:
-    """Pin `env`'s overlay to `reference` (name@sha256:...) after `verify(reference)` confirms the registry has it
-    (ops.deliver.registry; it raises, and nothing is written, when the registry has not)."""
+def bump(
+    root: Path,
+    env: str,
+    reference: str,
+    verify: Callable[[str], None] = require_manifest,
+    image: str = IMAGE_NAME,
+) -> Change:
+    """Pin `env`'s `image` (the api, or the challenger in the shadow) to `reference` (name@sha256:...) after
+    `verify(reference)` confirms the registry has it (ops.deliver.registry; it raises, and nothing is written,
+    when the registry has not)."""
     name, digest = split_reference(reference)
     verify(reference)
-    return write_pin(root, env, name, digest)
+    return write_pin(root, env, name, digest, image)
 
 
-def declared_digests(root: Path, env: str, rev: str = "HEAD") -> list[tuple[str, Pin]]:
-    """(commit, pin) for every commit of `rev`'s history that changed `env`'s overlay and left it with a digest,
-    newest first: what git told that environment to run."""
-    path = overlay_file(env, root).relative_to(root).as_posix()
-    log = run(["git", "log", "--format=%H", rev, "--", path], root, capture=True, echo=False)
-    found: list[tuple[str, Pin]] = []
-    for commit in log.stdout.split():
-        shown = run(["git", "show", f"{commit}:{path}"], root, check=False, capture=True, echo=False)
-        if shown.returncode != 0:
-            continue
-        try:
-            pin = read_pin(shown.stdout, f"{path} at {commit[:12]}")
-        except PipelineError:
-            continue  # an old revision of the file in another shape: it declared no digest we can use
-        if pin.digest:
-            found.append((commit, pin))
-    return found
-
-
-def pin_at(root: Path, env: str, rev: str) -> Pin | None:
-    """`env`'s pin at commit `rev`, or None where the overlay is absent there."""
-    path = f"{OVERLAYS}/{env}/kustomization.yaml"
-    shown = run(["git", "show", f"{rev}:{path}"], root, check=False, capture=True, echo=False)
-    return read_pin(shown.stdout, f"{path} at {rev}") if shown.returncode == 0 else None
-
-
-def trailers(root: Path, commit: str) -> dict[str, str]:
-    shown = run(
-        ["git", "show", "-s", "--format=%(trailers:only,unfold)", commit], root, capture=True, echo=False
-    )
-    return dict(line.split(": ", 1) for line in shown.stdout.splitlines() if ": " in line)
-
-
-def declared_build(root: Path, env: str, rev: str = "HEAD") -> dict[str, str] | None:
-    """In pull mode, what `env` runs according to git at `rev`: its digest, the commit of the staging overlay that
-    first declared that digest, and the commit the image was built from (that commit's `Image-Built-From`
-    trailer, else its first parent) with the model version it recorded. None when `env` declares no digest."""
-    pin = pin_at(root, env, rev)
-    if pin is None or not pin.digest:
-        return None
-    first = [
-        commit for commit, declared in declared_digests(root, STAGING, rev) if declared.digest == pin.digest
-    ]
-    if not first:
-        return None
-    declaring = first[-1]  # newest first: the last is the oldest, the bump itself
-    marks = trailers(root, declaring)
-    built = marks.get(BUILT_FROM) or commit_of(root, f"{declaring}^") or declaring
-    return {
-        "environment": env,
-        "image_digest": pin.reference,
-        "model_version": marks.get(MODEL_VERSION, ""),
-        "declared_in": declaring,
-        "commit": built,
-    }
-
-
-def promote(root: Path, digest: str = "", rev: str = "HEAD") -> Change:
-    """Copy into the production overlay the digest staging runs (or `digest`, which staging must have run)."""
+def promote(root: Path, digest: str = "", rev: str = "HEAD", image: str = IMAGE_NAME) -> Change:
+    """Copy into the production overlay the digest staging runs (or `digest`, which staging must have run), as
+    its serving image or (`image` challenger: params.yaml delivery.production_entry shadow) its shadow."""
     if not commit_of(root, rev):
         raise PipelineError(f"--rev {rev!r}: names no commit")
     history = declared_digests(root, STAGING, rev)
@@ -175,23 +142,23 @@ def promote(root: Path, digest: str = "", rev: str = "HEAD") -> Change:
             f"digest {digest}: staging never ran it (no commit of {OVERLAYS}/{STAGING} at {rev} declared it); "
             "production runs only what staging verified: deploy it to staging first"
         )
-    return write_pin(root, PRODUCTION, ran[0].name, digest)
+    return write_pin(root, PRODUCTION, ran[0].name, digest, image)
 
 
 def check(root: Path, mode: str) -> list[str]:
-    """One line per overlay that cannot be deployed in `mode` (pull: a tag instead of a digest)."""
-    if mode != "pull":
-        return []
+    """One line per overlay that cannot be deployed in `mode`: a shadow without its challenger pinned by digest
+    (or the reverse), and in pull mode a serving image pinned by a tag instead of a digest."""
     problems = []
     for path in sorted((root / OVERLAYS).glob("*/kustomization.yaml")):
         where = str(path.relative_to(root))
+        text = path.read_text(encoding="utf-8")
         try:
-            pin = read_pin(path.read_text(encoding="utf-8"), where)
+            pin = read_pin(text, where)
         except PipelineError as exc:
             problems.append(str(exc))
             continue
-        if reason := refusal(pin, where):
-            problems.append(reason)
+        reasons = (refusal(pin, where) if mode == "pull" else "", shadow_refusal(text, where))
+        problems += [reason for reason in reasons if reason]
     return problems
 
 
@@ -211,8 +178,11 @@ def publish(
         return change.line()
     base = delivery.staging_branch if change.env == STAGING else delivery.production_branch
     verb = "promote" if change.env == PRODUCTION else "deploy"
-    short = change.after.digest.removeprefix("sha256:")[:12]
-    title = f"{verb}({change.env}): {change.after.name}@sha256:{short}"
+    if change.image == CHALLENGER:
+        verb = "shadow" if change.after else "unshadow"
+    pin = change.after or change.before
+    short = pin.digest.removeprefix("sha256:")[:12]
+    title = f"{verb}({change.env}): {pin.name}@sha256:{short}"
     body = (
         f"{change.line()}\n\n"
         f"Pull mode (params.yaml delivery.mode): Argo CD or Flux applies {OVERLAYS}/{change.env}.\n"
@@ -223,7 +193,8 @@ def publish(
         body += "\n\n" + "\n".join(f"{key}: {value}" for key, value in recorded.items())
     path = overlay_file(change.env, root).relative_to(root).as_posix()
     if how == "pull-request":
-        branch = f"{delivery.branch_prefix}{change.env}-{short}"
+        kind = "" if change.image == IMAGE_NAME else f"{verb}-"
+        branch = f"{delivery.branch_prefix}{change.env}-{kind}{short}"
         if remote_branch_exists(root, remote, branch):
             return f"already proposed: branch {branch} exists on {remote}"
         if open_pr and (existing := pull_requests_from(root, branch)):
@@ -273,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         print(bump(root, args.env, args.image).line())
     elif args.command == "promote":
         digest = split_reference(args.digest)[1] if "@" in args.digest else args.digest
-        print(promote(root, digest, args.rev).line())
+        image = CHALLENGER if delivery.production_entry == "shadow" else IMAGE_NAME
+        print(promote(root, digest, args.rev, image).line())
     elif args.command == "publish":
         change = pending_change(root, args.env)
         how = args.how

@@ -55,7 +55,20 @@ class DeliveryParams(Section):
     staging_branch: str = Field(default="staging", min_length=1)
     production_branch: str = Field(default="main", min_length=1)
     branch_prefix: str = Field(default="deploy/", min_length=1)  # bump and promotion branches
+    # pull mode: a promotion replaces production's serving image (`direct`) or runs it as the challenger in the
+    # shadow (`shadow`) until monitoring's live evidence lets ops.deliver.shadow swap it in
+    production_entry: Literal["direct", "shadow"] = "direct"
     vertex: VertexParams = Field(default_factory=VertexParams)  # the Vertex AI job (ops.deliver.vertex)
+
+    @model_validator(mode="after")
+    def shadow_entry_needs_pull(self) -> DeliveryParams:
+        if self.production_entry == "shadow" and self.mode != "pull":
+            raise ValueError(
+                "production_entry: shadow needs mode: pull (in push mode the serving digest lives in the "
+                "cluster, not in git); in push mode run a challenger by hand: make shadow ENV=production "
+                "IMAGE=<name>@sha256:..."
+            )
+        return self
 
 
 def load_delivery(path: Path = DEFAULT_PARAMS) -> DeliveryParams:

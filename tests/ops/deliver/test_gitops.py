@@ -11,10 +11,8 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import threading
 import urllib.parse
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -27,51 +25,10 @@ from ops.deliver import gitops, pins
 from ops.deliver.plan import ZERO_SHA, plan
 from ops.deliver.registry import require_manifest, split_repository
 from ops.deliver.settings import DeliveryParams, load_delivery
+from tests.support.gitrepo import fake_gh, git
 from tests.support.paths import REPO_ROOT
-from tests.support.project import renamed_copy
-from tests.support.registry import image_registry, push_image
 
-GIT_ID = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
 PULL = DeliveryParams(mode="pull")
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *GIT_ID, *args], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with image_registry(tmp_path_factory.mktemp("registry")) as address:
-        yield address
-
-
-@pytest.fixture(scope="module")
-def images(registry: str) -> dict[str, str]:
-    """Three pushed images of acme/api: name -> digest reference."""
-    return {
-        tag: f"{registry}/acme/api@{push_image(registry, 'acme/api', tag)}" for tag in ("one", "two", "three")
-    }
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A repository on `staging` holding the renamed deploy/ and params.yaml, `origin` a bare repository; cwd."""
-    origin = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
-    work = tmp_path / "work"
-    work.mkdir()
-    renamed_copy(work, "acme")
-    git(work, "init", "-q", "-b", "main")
-    git(work, "remote", "add", "origin", str(origin))
-    git(work, "add", "-A")
-    git(work, "commit", "-qm", "template")
-    git(work, "push", "-q", "origin", "main")
-    git(work, "switch", "-q", "-c", "staging")
-    git(work, "push", "-q", "origin", "staging")
-    monkeypatch.chdir(work)
-    return work
 
 
 def rendered_image(repo: Path, env: str) -> str:
@@ -245,21 +202,6 @@ def test_publish_commits_a_bump_to_the_staging_branch(repo: Path, images: dict[s
     subject = git(repo, "log", "-1", "--format=%s", "origin/staging")
     assert subject.startswith("deploy(staging): ") and images["one"].split("@")[0] in subject
     assert "git revert" in git(repo, "log", "-1", "--format=%b", "origin/staging")
-
-
-def fake_gh(tmp_path: Path) -> Path:
-    """A `gh` on PATH that records its arguments and knows no pull requests (GitHub cannot be reached)."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    log = tmp_path / "gh.log"
-    script = bindir / "gh"
-    script.write_text(
-        f"#!{sys.executable}\nimport json, sys\n"
-        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
-        "print('[]' if sys.argv[1:3] == ['pr', 'list'] else 'https://github.invalid/pr/1')\n"
-    )
-    script.chmod(0o755)
-    return log
 
 
 def test_promotion_is_a_pull_request_to_main(
