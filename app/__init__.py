@@ -21,9 +21,11 @@ from app.model import load_service
 from app.observability import Metrics
 from app.predlog import PredictionLog
 from app.protocols.vertex import model_dir
+from app.shadow import Shadow, load_shadow
 
 DEFAULTS: dict[str, Any] = {
     "MODEL_DIR": "model",  # model.skops + metadata.json written by `make run`
+    "SHADOW_MODEL_DIR": "",  # a second model that scores every request unanswered (app/shadow.py); empty: none
     "PREDICTION_LOG_URL": "sqlite:///predictions.db",  # any SQLAlchemy URL, e.g. postgresql+psycopg://...
     "MAX_BATCH": 1000,  # records per /predict request (more: 413)
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # bytes per request body (more: 413)
@@ -51,12 +53,19 @@ class ServeState:
     log: Any
     metrics: Any
     config: dict[str, Any]
+    shadow: Any = None  # app.shadow.Shadow
     shutting_down: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def publish_model_metrics(self) -> None:
         self.metrics.model_info.labels(model_version=self.model.model_version).set(1)
         self.metrics.model_ready.set(1 if self.model.ready else 0)
+        self.shadow.publish()
+
+    def close(self) -> None:
+        """Drain the shadow's rows and the prediction log (gunicorn's worker_exit; tests)."""
+        self.shadow.close()
+        self.log.close()
 
 
 def _from_env(defaults: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +94,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     metrics = Metrics()
     model = load_service(model_dir(app.config), use_fastpath=bool(app.config["FASTPATH"]))
+    shadow_model = load_shadow(
+        app.config["SHADOW_MODEL_DIR"], model, use_fastpath=bool(app.config["FASTPATH"])
+    )
     # One thread per worker: the workers already occupy the cores, and OpenMP threads in each worker
     # oversubscribe them (measured 7x slower for HistGradientBoosting; docs/benchmarks.md).
     # (after loading: threadpoolctl only reaches the libraries already loaded, and scikit-learn brings OpenMP)
@@ -105,8 +117,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         metrics.log_written.inc(written),
         metrics.log_backlog.set(backlog),
     )
+    shadow = Shadow(
+        shadow_model,
+        log.engine,
+        metrics,
+        flush_interval=float(app.config["LOG_FLUSH_INTERVAL"]),
+        max_backlog=int(app.config["LOG_MAX_BACKLOG"]),
+    )
     state = app.extensions["serve"] = ServeState(
-        model=model, log=log, metrics=metrics, config=dict(app.config)
+        model=model, log=log, metrics=metrics, config=dict(app.config), shadow=shadow
     )
     state.publish_model_metrics()
 

@@ -15,7 +15,6 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from app.observability import observe_many
 from app.predlog import LogFull
 from app.schema import RecordError
 from mlcore.example import example_record
@@ -158,15 +157,6 @@ def log_rows(log: Any, records: list[Any], outputs: list[Output], version: str) 
     )
 
 
-def count_predictions(m: Any, predicted: np.ndarray, probabilities: np.ndarray) -> None:
-    positives = int(predicted.sum())
-    if positives:
-        m.predicted("1").inc(positives)
-    if len(predicted) - positives:
-        m.predicted("0").inc(len(predicted) - positives)
-    observe_many(m.probability, probabilities)
-
-
 def predict_records(st: Any, records: list[Any], single: bool = False) -> tuple[list[Output], str]:
     """The prediction core every protocol calls: records (parsed from any body shape) -> one (prediction_id,
     probability, prediction) per record and the model version, after validation (422 naming the field, 413 above
@@ -190,6 +180,7 @@ def predict_records(st: Any, records: list[Any], single: bool = False) -> tuple[
         ids = new_prediction_ids(len(records))
         outputs = list(zip(ids, probabilities.tolist(), predicted.tolist(), strict=True))
         log_rows(st.log, records, outputs, version)
+        st.shadow.submit(ids, columns)  # scored off the request path (app/shadow.py); never raises
     except LogFull as exc:
         st.metrics.log_rejected.inc(len(records))
         retry = max(1, round(st.log.flush_interval * 2))
@@ -199,7 +190,7 @@ def predict_records(st: Any, records: list[Any], single: bool = False) -> tuple[
             f"the prediction log is behind ({exc}): retry in {retry} s",
             headers={"Retry-After": str(retry)},
         ) from exc
-    count_predictions(st.metrics, predicted, probabilities)
+    st.metrics.count_predictions(predicted, probabilities)
     return outputs, version
 
 
@@ -289,10 +280,14 @@ def published_example(model: Any) -> dict[str, Any]:
 
 @bp.get("/metadata")
 def metadata() -> Response:
-    model = state().model
-    require_ready(model)
-    published = {k: model.metadata[k] for k in METADATA_FIELDS if k in model.metadata}
-    return json_response(published | {"example": published_example(model)})
+    st = state()
+    require_ready(st.model)
+    published = {k: st.model.metadata[k] for k in METADATA_FIELDS if k in st.model.metadata}
+    models = {
+        "serving": {"status": "loaded", "model_version": st.model.model_version},
+        "shadow": st.shadow.describe(),
+    }
+    return json_response(published | {"example": published_example(st.model), "models": models})
 
 
 @bp.get("/metrics")

@@ -29,8 +29,8 @@ serve at once while the old ones finish (measured: loading takes seconds to a mi
 and with PRELOAD=0 gunicorn stops the old workers before the new ones have loaded, so requests wait). The price: a
 HUP does not re-read model/; deploy a new model by starting a new server (a rolling update), or with gunicorn's
 USR2 binary upgrade. One OpenMP thread per process also keeps the fork safe (libgomp is not fork-safe once it has
-started a thread pool). On SIGTERM a worker stops accepting, finishes
-in-flight requests, and `worker_exit` flushes the prediction log; /ready answers 503 from the moment the signal
+started a thread pool). On SIGTERM a worker stops accepting, finishes in-flight requests, and `worker_exit` flushes
+the shadow model's rows (app/shadow.py) and the prediction log; /ready answers 503 from the moment the signal
 arrives. HUP starts new workers before stopping the old ones: no request is dropped.
 """
 
@@ -135,5 +135,7 @@ def worker_exit(server, worker):
     state = _serve_state(worker)
     if state is not None:
         state.shutting_down = True
-        state.log.close()
+        state.close()
         worker.log.info("prediction log flushed (%d written)", state.log.written)
+        if state.shadow.active:
+            worker.log.info("shadow predictions flushed (%d written)", state.shadow.written)

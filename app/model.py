@@ -78,36 +78,46 @@ class ModelService:
         )
 
 
-def not_ready(reason: str, metadata: dict[str, Any] | None = None) -> ModelService:
-    log.error("model not ready: %s", reason)
+def not_ready(
+    reason: str, metadata: dict[str, Any] | None = None, log_as: str = "model not ready"
+) -> ModelService:
+    log.error("%s: %s", log_as, reason)
     return ModelService(ready=False, reason=reason, metadata=metadata or {})
 
 
-def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelService:
+def load_service(
+    model_dir: str | Path, use_fastpath: bool = True, log_as: str = "model not ready"
+) -> ModelService:
+    """`log_as` begins the log line of a refusal (app/shadow.py: "shadow model <dir> refused")."""
     import sklearn
 
     try:
         estimator, metadata = load_model(model_dir)
     except PipelineError as exc:
-        return not_ready(str(exc))
+        return not_ready(str(exc), log_as=log_as)
     except Exception as exc:  # a damaged file can fail deep inside skops/zipfile: report it, do not crash
-        return not_ready(f"{model_dir}: model could not be loaded ({type(exc).__name__}: {exc})")
+        return not_ready(
+            f"{model_dir}: model could not be loaded ({type(exc).__name__}: {exc})", log_as=log_as
+        )
 
     try:
         served = parse_metadata(metadata)
     except ValueError as exc:
-        return not_ready(str(exc), metadata)
+        return not_ready(str(exc), metadata, log_as)
     if served.trained_with != sklearn.__version__:
         return not_ready(
             f"model trained with scikit-learn {served.trained_with}, this server has {sklearn.__version__}",
             metadata,
+            log_as,
         )
     features = served.features
     names = [f.name for f in features]
     expected = list(getattr(estimator, "feature_names_in_", names))
     if expected != names:
         return not_ready(
-            f"metadata.json features {names} do not match the model's input columns {expected}", metadata
+            f"metadata.json features {names} do not match the model's input columns {expected}",
+            metadata,
+            log_as,
         )
 
     service = ModelService(
@@ -124,14 +134,16 @@ def load_service(model_dir: str | Path, use_fastpath: bool = True) -> ModelServi
     try:
         example_rows = [service.validator.validate(service.example)] if service.example else []
     except RecordError as exc:
-        return not_ready(f"metadata.json example does not match the feature schema: {exc.message}", metadata)
+        return not_ready(
+            f"metadata.json example does not match the feature schema: {exc.message}", metadata, log_as
+        )
     check_rows = example_rows + check_records(features)
     try:
         reference = service.predict_rows(check_rows)  # scikit-learn path: compiled is still None
     except Exception as exc:  # a model that loads but cannot predict: not ready, never a dead worker
-        return not_ready(f"the model failed on check records ({type(exc).__name__}: {exc})", metadata)
+        return not_ready(f"the model failed on check records ({type(exc).__name__}: {exc})", metadata, log_as)
     if not np.all((reference >= 0) & (reference <= 1)):
-        return not_ready("the model returned probabilities outside [0, 1]", metadata)
+        return not_ready("the model returned probabilities outside [0, 1]", metadata, log_as)
     if use_fastpath:
         service.compiled = verified_fastpath(estimator, features, check_rows, reference)
     return service

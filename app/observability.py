@@ -1,4 +1,5 @@
-"""Prometheus metrics for the service: requests, latency, predictions, model version, prediction-log backlog.
+"""Prometheus metrics for the service: requests, latency, predictions, model version, prediction-log backlog, and
+the shadow model's version, predictions and errors.
 
 Under gunicorn the metrics of all workers are merged: app/gunicorn.conf.py points PROMETHEUS_MULTIPROC_DIR at a
 directory before the workers start (prometheus_client then keeps values in per-process files) and marks dead
@@ -68,6 +69,35 @@ class Metrics:
             registry=r,
         )
         self.feedback = Counter("feedback_total", "Feedback labels by outcome.", ["outcome"], registry=r)
+        # the shadow model (app/shadow.py): scored off the request path, never answered
+        self.shadow_info = Gauge(
+            "shadow_model_info",
+            "The loaded shadow model (value 1); model_version in the label.",
+            ["model_version"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.shadow_loaded = Gauge(
+            "shadow_loaded",
+            "1 when a shadow model is loaded; 0 when none is configured or it was refused (/metadata says why).",
+            multiprocess_mode="min",
+            registry=r,
+        )
+        self.shadow_written = Counter(
+            "shadow_predictions_total", "Shadow predictions written to the log.", registry=r
+        )
+        self.shadow_errors = Counter(
+            "shadow_errors_total",
+            "Records the shadow did not log, by reason: queue_full, predict (it raised), write (the log refused).",
+            ["reason"],
+            registry=r,
+        )
+        self.shadow_backlog = Gauge(
+            "shadow_backlog",
+            "Records queued for the shadow but not yet scored and written.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
 
         # labelled children looked up once (labels() validates and locks on every call: ~5 us each)
         self._request_children: dict[tuple[str, str, str], tuple] = {}
@@ -89,6 +119,15 @@ class Metrics:
         if child is None:
             child = self._predicted_children[predicted_class] = self.predictions.labels(predicted_class)
         return child
+
+    def count_predictions(self, predicted: np.ndarray, probabilities: np.ndarray) -> None:
+        """The served predictions by class, and their probabilities."""
+        positives = int(predicted.sum())
+        if positives:
+            self.predicted("1").inc(positives)
+        if len(predicted) - positives:
+            self.predicted("0").inc(len(predicted) - positives)
+        observe_many(self.probability, probabilities)
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -75,7 +75,7 @@ def _convert(process: Any, column: list[Any]) -> list[Any]:
 
 
 class _Inserter:
-    """INSERT INTO predictions as one executemany of ready-made parameters for one dialect.
+    """INSERT INTO `table` (predictions; app/shadow.py's shadow_predictions) as one executemany for one dialect.
 
     The statement and each column's bind processor (SQLAlchemy's own type conversion for the dialect: the JSON
     serialiser, SQLite's datetime format, psycopg's JSON wrapper) are looked up once; `created_at` is shared by all
@@ -83,14 +83,14 @@ class _Inserter:
     writes (tested by reading them back through SQLAlchemy).
     """
 
-    def __init__(self, dialect: sa.Dialect):
-        compiled = predictions.insert().compile(dialect=dialect)
+    def __init__(self, dialect: sa.Dialect, table: sa.Table = predictions):
+        compiled = table.insert().compile(dialect=dialect)
         self.sql = str(compiled)
-        self.keys = [c.key for c in predictions.c]
+        self.keys = [c.key for c in table.c]
         self.positional = bool(compiled.positional)
         if self.positional and list(compiled.positiontup or ()) != self.keys:
             raise ValueError(f"unexpected parameter order {compiled.positiontup}")
-        self.processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in predictions.c]
+        self.processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.c]
 
     def parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
         columns = []

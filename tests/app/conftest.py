@@ -28,4 +28,4 @@ def make_app(model_dir: Path, tmp_path: Path):
 
     yield make
     for flask_app in apps:
-        flask_app.extensions["serve"].log.close()
+        flask_app.extensions["serve"].close()

@@ -24,11 +24,16 @@ def train_tiny_model(
     max_iter: int = 30,
     nullable: tuple[str, ...] = (),
     invert_labels: bool = False,
+    drop_features: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """`nullable`: features made nullable in the contract, with every 7th value missing (as pandas reads a
     nullable int column: float64 with NaN). `invert_labels`: trained on 1 - label, so the model's predicted
-    probabilities are those of a model gone wrong (a canary whose predictions shifted)."""
-    overrides = {f"schema.features.{name}.nullable": True for name in nullable}
+    probabilities are those of a model gone wrong (a canary whose predictions shifted). `drop_features`: left out
+    of the contract (a model with another feature set)."""
+    overrides: dict[str, Any] = {f"schema.features.{name}.nullable": True for name in nullable}
+    if drop_features:
+        features = default_params().schema.model_dump()["features"]
+        overrides["schema.features"] = {k: v for k, v in features.items() if k not in drop_features}
     params = params_with(overrides) if overrides else default_params()
     params = params.model_copy(update={"model": params.model.model_copy(update={"type": model_type})})
     snapshot = make_snapshot(n=rows)

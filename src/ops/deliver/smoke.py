@@ -3,7 +3,8 @@
 `python -m ops.deliver.smoke URL [--model-version V]` (`make smoke URL=...`) checks /health and /ready, reads the
 model version and the example record from /metadata, predicts the example (a real /predict through the
 model), and sends an invalid record that must get a 4xx JSON error. With `--model-version` the served model
-must be that one (the deploy workflow passes the version from the commit's model/metadata.json).
+must be that one (the deploy workflow passes the version from the commit's model/metadata.json). A shadow model
+the service was given (SHADOW_MODEL_DIR, /metadata `models.shadow`) must be loaded, not refused.
 Exit status 1 when a check fails, 2 for bad arguments or an unreachable service.
 
 Standard library only, so it runs anywhere Python does (a CI runner, a bastion host, the image itself).
@@ -88,6 +89,18 @@ def invalid_record(example: dict[str, Any]) -> dict[str, Any]:
     return bad
 
 
+def shadow_check(meta: dict[str, Any]) -> Check | None:
+    """A configured shadow model must have loaded (app/shadow.py); None when the service runs none."""
+    models = meta.get("models")
+    shadow = models.get("shadow") if isinstance(models, dict) else None
+    if not isinstance(shadow, dict) or shadow.get("status", "none") == "none":
+        return None
+    detail = f"shadow {shadow.get('model_version')!r} {shadow.get('status')}"
+    if shadow.get("reason"):
+        detail += f": {shadow['reason']}"
+    return Check("the configured shadow model is loaded", shadow.get("status") == "loaded", detail)
+
+
 def check_service(url: str, expected_version: str | None = None) -> list[Check]:
     """Health, readiness, metadata, a real prediction of the example record, and an invalid record's 4xx."""
     url = url.rstrip("/")
@@ -114,6 +127,9 @@ def check_service(url: str, expected_version: str | None = None) -> list[Check]:
                 f"served {version!r}, expected {expected_version!r}",
             )
         )
+    shadow = shadow_check(meta)
+    if shadow is not None:
+        checks.append(shadow)
     example = meta.get("example")
     if not isinstance(example, dict) or not example:
         checks.append(Check("/metadata carries an example record", False, f"example = {example!r}"))
