@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ops.monitor.counts import CategoryCounts, NumericCounts, ks_from_counts
+
 # Fractions are floored at EPS before the logarithm: an empty bin must not make PSI infinite.
 EPS = 1e-4
 
@@ -60,34 +62,27 @@ def numeric_drift(
     kind: str = "numeric",
 ) -> DriftResult:
     """PSI over the reference bins (+ missing) and a KS test of the present values vs the reference sample."""
-    from scipy.stats import ks_2samp
+    counts = NumericCounts(reference).add(pd.to_numeric(live, errors="coerce").to_numpy(dtype=float))
+    return numeric_result(name, counts, psi_threshold, alpha, kind)
 
-    values = pd.to_numeric(live, errors="coerce")
-    present = values.dropna().to_numpy(dtype=float)
-    null_live = float(values.isna().mean()) if len(values) else 0.0
+
+def numeric_result(
+    name: str, counts: NumericCounts, psi_threshold: float, alpha: float, kind: str = "numeric"
+) -> DriftResult:
+    """`numeric_drift` from a window's counts (counts.py)."""
+    reference = counts.reference
+    null_live = counts.nulls / counts.n if counts.n else 0.0
     null_ref = float(reference.get("null_fraction") or 0.0)
-    sample = np.asarray(reference.get("sample") or [], dtype=float)
-    edges = np.asarray(reference.get("bin_edges") or [], dtype=float)
-    if len(edges) >= 3:
+    if len(counts.edges) >= 3:
         ref_fractions = np.asarray(reference["bin_fractions"], dtype=float)
-        live_counts = np.histogram(np.clip(present, edges[0], edges[-1]), bins=edges)[0]
     else:
         # A (nearly) constant feature such as a 0/1 flag: its quantile bins collapse to one, so compare the
         # shares of its distinct reference values instead (anything else counts as the last value's bin).
-        levels = np.unique(sample)
+        sample, levels = counts.sample, counts.levels
         ref_fractions = np.array([np.mean(sample == v) for v in levels]) if len(levels) else np.array([1.0])
-        live_counts = (
-            np.array([np.sum(present == v) for v in levels[:-1]] + [np.sum(~np.isin(present, levels[:-1]))])
-            if len(levels)
-            else np.array([0])
-        )
-    live_fractions = live_counts / max(1, len(present))
+    live_fractions = counts.bins / max(1, counts.present)
     value = psi(_with_missing_bin(ref_fractions, null_ref), _with_missing_bin(live_fractions, null_live))
-    if len(present) and len(sample):
-        result = ks_2samp(sample, present)
-        statistic, p_value = float(result.statistic), float(result.pvalue)
-    else:
-        statistic, p_value = float("nan"), float("nan")
+    statistic, p_value = ks_from_counts(counts)
     return DriftResult(
         name,
         kind,
@@ -95,7 +90,7 @@ def numeric_drift(
         value,
         statistic,
         p_value,
-        len(values),
+        counts.n,
         null_ref,
         null_live,
         bool(value >= psi_threshold and p_value < alpha),
@@ -106,20 +101,24 @@ def categorical_drift(
     name: str, reference: dict[str, Any], live: pd.Series, psi_threshold: float, alpha: float
 ) -> DriftResult:
     """PSI over the reference categories (+ unseen + missing) and a chi-square goodness-of-fit test."""
+    return categorical_result(
+        name, reference, CategoryCounts().add(live.astype("string")), psi_threshold, alpha
+    )
+
+
+def categorical_result(
+    name: str, reference: dict[str, Any], counts: CategoryCounts, psi_threshold: float, alpha: float
+) -> DriftResult:
+    """`categorical_drift` from a window's counts (counts.py)."""
     from scipy.stats import chisquare
 
     frequencies: dict[str, float] = reference.get("frequencies") or {}
     null_ref = float(reference.get("null_fraction") or 0.0)
     categories = list(frequencies)
-    text = live.astype("string")
-    present = text.dropna()
-    null_live = float(text.isna().mean()) if len(text) else 0.0
-    counts = present.value_counts()
-    observed = np.array(
-        [counts.get(c, 0) for c in categories]
-        + [int(len(present) - counts.reindex(categories).fillna(0).sum())],
-        dtype=float,
-    )  # the last bin: values the training data never had
+    null_live = counts.nulls / counts.n if counts.n else 0.0
+    present = counts.n - counts.nulls
+    known = [counts.values.get(c, 0) for c in categories]
+    observed = np.array([*known, present - sum(known)], dtype=float)  # the last: values training never had
     ref_fractions = np.array([frequencies[c] for c in categories] + [0.0])
     live_fractions = observed / max(1.0, observed.sum())
     value = psi(_with_missing_bin(ref_fractions, null_ref), _with_missing_bin(live_fractions, null_live))
@@ -137,7 +136,7 @@ def categorical_drift(
         value,
         statistic,
         p_value,
-        len(text),
+        counts.n,
         null_ref,
         null_live,
         bool(value >= psi_threshold and p_value < alpha),
@@ -146,16 +145,16 @@ def categorical_drift(
 
 def feature_drift(
     reference: dict[str, Any],
-    live: pd.DataFrame,
-    numeric: list[str],
-    categorical: list[str],
+    numeric: dict[str, NumericCounts],
+    categorical: dict[str, CategoryCounts],
     psi_threshold: float,
     alpha: float,
 ) -> list[DriftResult]:
-    """One result per feature, in schema order (numeric first, then categorical)."""
-    out = [numeric_drift(n, reference["numeric"][n], live[n], psi_threshold, alpha) for n in numeric]
+    """One result per feature of a window's counts, in schema order (numeric first, then categorical)."""
+    out = [numeric_result(n, counts, psi_threshold, alpha) for n, counts in numeric.items()]
     out += [
-        categorical_drift(n, reference["categorical"][n], live[n], psi_threshold, alpha) for n in categorical
+        categorical_result(n, reference["categorical"][n], counts, psi_threshold, alpha)
+        for n, counts in categorical.items()
     ]
     return out
 

@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlcore.metrics import classification_metrics
 from mlcore.rules import Check, known_metrics
 from mlcore.rules import floors as rule_floors
-from ops.monitor.drift import DriftResult, feature_drift, prediction_drift
+from ops.monitor.drift import DriftResult, feature_drift, numeric_result
 from ops.monitor.estimate import estimate_performance
-from ops.monitor.log import features_table
 from ops.monitor.shadow import ShadowRule
 from ops.monitor.trigger import Persistence
+from ops.monitor.window import WindowStats
 from pipeline.config import Params, load_params
 
 EXIT_HEALTHY = 0
@@ -46,6 +46,9 @@ class MonitorParams(BaseModel):
     time_buckets: int = Field(ge=1)
     min_bucket_labels: int = Field(ge=1)
     cooldown_hours: float = Field(ge=0)
+    chunk_rows: int = Field(default=50_000, ge=1)
+    sample_size: int = Field(default=200_000, ge=1)
+    sample_seed: int = 0
     trigger_persistence: Persistence = Persistence()
     shadow: ShadowRule = ShadowRule()
     state_file: str = "monitoring/state.json"
@@ -84,49 +87,40 @@ def performance_over_time(
     return out
 
 
-def served_rows(
-    log: pd.DataFrame, version: str, names: list[str]
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """The readable rows of the served model version (log columns, feature frame) and the traffic figures."""
-    others = log[log["model_version"] != version]["model_version"].value_counts().to_dict()
-    log = log[log["model_version"] == version].reset_index(drop=True)
-    live, readable = features_table(log, names)
-    invalid = int((~readable).sum())
-    log, live = log[readable].reset_index(drop=True), live[readable].reset_index(drop=True)
-    labelled = log[log["label"].notna()]
+def traffic_of(stats: WindowStats) -> dict[str, Any]:
+    """The traffic figures of a window: predictions, unreadable rows, labels and their delay (on the labelled
+    sample: `label_delay_hours.sample` gives its size when that is fewer than all)."""
+    labelled = stats.labelled_frame()
     delay_h = (labelled["received_at"] - labelled["created_at"]).dt.total_seconds() / 3600
-    n_all = len(log) + invalid
-    traffic = {
-        "predictions": len(log),
-        "invalid_rows": invalid,
-        "invalid_fraction": invalid / n_all if n_all else 0.0,
-        "other_model_versions": {str(k): int(v) for k, v in others.items()},
-        "labelled": len(labelled),
-        "label_coverage": len(labelled) / len(log) if len(log) else 0.0,
+    n_all = stats.predictions + stats.invalid
+    return {
+        "predictions": stats.predictions,
+        "invalid_rows": stats.invalid,
+        "invalid_fraction": stats.invalid / n_all if n_all else 0.0,
+        "other_model_versions": stats.other_versions,
+        "labelled": stats.labelled,
+        "label_coverage": stats.labelled / stats.predictions if stats.predictions else 0.0,
         "label_delay_hours": {
             "median": float(delay_h.median()) if len(delay_h) else None,
             "p90": float(delay_h.quantile(0.9)) if len(delay_h) else None,
+            "sample": len(delay_h) if stats.labels.sampled else None,
         },
-        "first": log["created_at"].min().isoformat() if len(log) else None,
-        "last": log["created_at"].max().isoformat() if len(log) else None,
+        "first": stats.first.isoformat() if stats.first is not None else None,
+        "last": stats.last.isoformat() if stats.last is not None else None,
     }
-    return log, live, traffic
 
 
 def judge_drift(
-    log: pd.DataFrame, live: pd.DataFrame, metadata: dict[str, Any], cfg: MonitorParams
+    stats: WindowStats, cfg: MonitorParams
 ) -> tuple[dict[str, Any], list[DriftResult], list[dict[str, str]]]:
     """Feature and prediction drift against the training reference: the verdict's `drift`, the results, and
     the breaches."""
-    features = metadata["features"]
-    numeric = [f["name"] for f in features if f["type"] != "category"]
-    categorical = [f["name"] for f in features if f["type"] == "category"]
     reasons: list[dict[str, str]] = []
-    results = feature_drift(metadata["reference"], live, numeric, categorical, cfg.psi_threshold, cfg.p_value)
+    results = feature_drift(stats.reference, stats.numeric, stats.categorical, cfg.psi_threshold, cfg.p_value)
     drifted = [r.name for r in sorted(results, key=lambda r: -r.psi) if r.drifted]
     share = len(drifted) / len(results) if results else 0.0
-    pred = prediction_drift(
-        metadata["reference"], log["probability"], cfg.prediction_psi_threshold, cfg.p_value
+    pred = numeric_result(
+        "prediction", stats.prediction, cfg.prediction_psi_threshold, cfg.p_value, kind="prediction"
     )
     drift = {
         "features": [r.as_dict() for r in results],
@@ -168,22 +162,25 @@ def performance_floors(
 
 
 def judge_performance(
-    labelled: pd.DataFrame, threshold: float, performance: dict[str, Any], cfg: MonitorParams
+    stats: WindowStats, threshold: float, performance: dict[str, Any], cfg: MonitorParams
 ) -> tuple[list[dict[str, str]], list[str]]:
-    """Live metrics on the labelled predictions (into `performance`): the breaches and notes."""
+    """Live metrics on the labelled predictions (into `performance`; on the labelled sample, whose size
+    `sample` gives when that is fewer than all): the breaches and notes."""
     reasons: list[dict[str, str]] = []
     notes: list[str] = []
-    if len(labelled) < cfg.min_labels:
+    labelled = stats.labelled_frame()
+    if stats.labelled < cfg.min_labels:
         notes.append(
-            f"only {len(labelled)} labelled predictions (min {cfg.min_labels}): performance not judged"
+            f"only {stats.labelled} labelled predictions (min {cfg.min_labels}): performance not judged"
         )
     else:
         values = classification_metrics(labelled["label"], labelled["probability"], threshold)
-        checks, reasons = performance_floors(values, cfg.performance_floors, len(labelled))
+        checks, reasons = performance_floors(values, cfg.performance_floors, stats.labelled)
         failed = [check.metric for check in checks if not check.passed]
         performance.update(
             judged=True,
-            labels=len(labelled),
+            labels=stats.labelled,
+            sample=len(labelled) if stats.labels.sampled else None,
             metrics=values,
             failed=failed,
             checks=[check.to_dict() for check in checks],
@@ -207,13 +204,13 @@ def _thresholds(cfg: MonitorParams) -> dict[str, float]:
 
 
 def judge(
-    log: pd.DataFrame, metadata: dict[str, Any], cfg: MonitorParams, start: datetime, end: datetime
-) -> tuple[dict[str, Any], pd.DataFrame, list[DriftResult]]:
-    """The verdict for one window of the log; also returns the judged rows (log columns + features) and the
-    drift results, for plotting."""
+    stats: WindowStats, metadata: dict[str, Any], cfg: MonitorParams, start: datetime, end: datetime
+) -> tuple[dict[str, Any], list[DriftResult]]:
+    """The verdict for one window of the log (its counts and samples, window.py); also returns the drift
+    results, for plotting."""
     version = metadata["model_version"]
     threshold = float(metadata["threshold"])
-    log, live, traffic = served_rows(log, version, [f["name"] for f in metadata["features"]])
+    traffic = traffic_of(stats)
     reasons: list[dict[str, str]] = []
     notes: list[str] = []
     performance: dict[str, Any] = {
@@ -224,9 +221,9 @@ def judge(
     drift: dict[str, Any] = {"features": [], "drifted": [], "share": 0.0, "prediction": None}
     estimated: dict[str, Any] | None = None
     results: list[DriftResult] = []
-    if len(log) < cfg.min_predictions:
+    if stats.predictions < cfg.min_predictions:
         notes.append(
-            f"only {len(log)} predictions by model {version} in the window (min {cfg.min_predictions}):"
+            f"only {stats.predictions} predictions by model {version} in the window (min {cfg.min_predictions}):"
             " nothing judged"
         )
     else:
@@ -238,10 +235,9 @@ def judge(
                     f"({traffic['invalid_fraction']:.1%} > {cfg.max_invalid_fraction:.1%})",
                 }
             )
-        drift, results, drift_reasons = judge_drift(log, live, metadata, cfg)
-        estimated = estimate_performance(log, live, metadata)
-        labelled = log[log["label"].notna()]
-        perf_reasons, notes = judge_performance(labelled, threshold, performance, cfg)
+        drift, results, drift_reasons = judge_drift(stats, cfg)
+        estimated = estimate_performance(stats, metadata)
+        perf_reasons, notes = judge_performance(stats, threshold, performance, cfg)
         reasons += drift_reasons + perf_reasons
     status: Status = "breach" if reasons else "insufficient_data" if notes else "healthy"
     verdict = {
@@ -259,4 +255,4 @@ def judge(
         "drift": drift,
         "thresholds": _thresholds(cfg),
     }
-    return verdict, pd.concat([log[["created_at", "probability"]], live], axis=1), results
+    return verdict, results

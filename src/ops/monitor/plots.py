@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from mlcore.io import atomic_write
 from ops.monitor.drift import DriftResult
+from ops.monitor.window import WindowStats
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -48,55 +49,43 @@ def plot_performance(verdict: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def _distributions(
-    result: DriftResult, reference: dict[str, Any], live: pd.Series
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Bin labels and reference/live fractions for one feature's panel."""
+def _distributions(result: DriftResult, stats: WindowStats) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Bin labels and reference/live fractions for one feature's panel (every row of the window)."""
+    reference = stats.reference
     if result.kind == "categorical":
         freq = reference["categorical"][result.name]["frequencies"]
         labels = list(freq)
-        counts = live.astype("string").dropna().value_counts()
-        total = max(1, int(counts.sum()))
+        counts = stats.categorical[result.name].values
+        total = max(1, sum(counts.values()))
         return (
             labels,
             np.array([freq[c] for c in labels]),
             np.array([counts.get(c, 0) / total for c in labels]),
         )
-    ref = reference["prediction"] if result.kind == "prediction" else reference["numeric"][result.name]
-    edges = np.asarray(ref["bin_edges"], dtype=float)
-    present = pd.to_numeric(live, errors="coerce").dropna().to_numpy(dtype=float)
-    if len(edges) < 3:
-        edges = np.array([-0.5, 0.5, 1.5]) if set(np.unique(ref["sample"])) <= {0.0, 1.0} else edges
-        sample = np.asarray(ref["sample"], dtype=float)
-        ref_fr = np.histogram(sample, bins=edges)[0] / max(1, len(sample))
+    live = stats.prediction if result.kind == "prediction" else stats.numeric[result.name]
+    edges = live.plot_edges
+    if len(live.edges) < 3:
+        ref_fr = np.histogram(live.sample, bins=edges)[0] / max(1, len(live.sample))
     else:
-        ref_fr = np.asarray(ref["bin_fractions"], dtype=float)
-    live_fr = np.histogram(np.clip(present, edges[0], edges[-1]), bins=edges)[0] / max(1, len(present))
+        ref_fr = np.asarray(live.reference["bin_fractions"], dtype=float)
     labels = [f"{lo:.3g}-{hi:.3g}" for lo, hi in itertools.pairwise(edges)]
-    return labels, ref_fr, live_fr
+    return labels, ref_fr, live.plot / max(1, live.present)
 
 
 def plot_drift(
-    verdict: dict[str, Any],
-    results: list[DriftResult],
-    live: pd.DataFrame,
-    probabilities: pd.Series,
-    reference: dict[str, Any],
-    path: Path,
-    max_panels: int = 6,
+    verdict: dict[str, Any], results: list[DriftResult], stats: WindowStats, path: Path, max_panels: int = 6
 ) -> bool:
     """Reference vs live: the drifted features (else the most moved ones) and the predicted probabilities."""
     if not results:
         return False
     ranked = sorted(results, key=lambda r: (not r.drifted, -r.psi))[: max_panels - 1]
-    pred = DriftResult(**verdict["drift"]["prediction"])
-    panels = [(r, live[r.name]) for r in ranked] + [(pred, probabilities)]
+    panels = [*ranked, DriftResult(**verdict["drift"]["prediction"])]
     cols = 3
     rows = (len(panels) + cols - 1) // cols
     fig = _figure(12, 3.3 * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
-    for ax, (result, values) in zip(axes.flat, panels, strict=False):
-        labels, ref_fr, live_fr = _distributions(result, reference, values)
+    for ax, result in zip(axes.flat, panels, strict=False):
+        labels, ref_fr, live_fr = _distributions(result, stats)
         x = np.arange(len(labels))
         ax.bar(x - 0.2, ref_fr, width=0.4, label="reference (training)", color="#9aa5b1")
         ax.bar(x + 0.2, live_fr, width=0.4, label="live", color="#d9534f" if result.drifted else "#337ab7")

@@ -56,6 +56,11 @@ def _traffic(t: dict[str, Any]) -> list[str]:
         f"{fmt(delay['median'])} | {fmt(delay['p90'])} |",
         "",
     ]
+    if delay.get("sample"):
+        lines += [
+            f"Label delays on a uniform sample of {delay['sample']} labelled predictions (`monitor.sample_size`).",
+            "",
+        ]
     if t["other_model_versions"]:
         lines += [
             "Other model versions in the window (not judged): "
@@ -76,6 +81,12 @@ def _performance(perf: dict[str, Any], images: list[str]) -> list[str]:
                 f"| {metric} | {fmt(perf['metrics'][metric])} | {fmt(perf['training'].get(metric))} | "
                 f"{'' if floor is None else floor} | {ok} |"
             )
+        if perf.get("sample"):
+            lines += [
+                "",
+                f"Metrics and the plot on a uniform sample of {perf['sample']} of the {perf['labels']} labelled "
+                "predictions (`monitor.sample_size`).",
+            ]
     else:
         lines.append("Not judged: too few labelled predictions.")
     lines += [""]
@@ -104,7 +115,7 @@ def _estimated(est: dict[str, Any] | None) -> list[str]:
             f"{fmt((labelled.get('estimated') or {}).get(metric))} | "
             f"{fmt((labelled.get('realised') or {}).get(metric))} |"
         )
-    a = est["assumptions"]
+    a, sample = est["assumptions"], est.get("sample")
     outside = a["outside_training_ranges"]
     calibration = (
         f"calibration error on the test window {fmt(a['calibration_error_test_window'])}, "
@@ -120,6 +131,12 @@ def _estimated(est: dict[str, Any] | None) -> list[str]:
         + "; a changed relation between inputs and label (concept drift) is invisible to the estimate.",
         "",
     ]
+    if sample:
+        lines += [
+            f"Estimated on uniform samples of {sample['rows']} of the window's predictions and "
+            f"{sample['labelled_rows']} of its labelled ones (`monitor.sample_size`).",
+            "",
+        ]
     return lines
 
 

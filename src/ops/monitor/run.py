@@ -17,11 +17,12 @@ from mlcore.errors import PipelineError, cli_entrypoint
 from mlcore.io import write_json
 from ops.github import add_summary, set_outputs
 from ops.monitor.judge import MonitorParams, judge, monitor_params
-from ops.monitor.log import read_log
+from ops.monitor.log import read_window
 from ops.monitor.plots import plot_drift, plot_performance
 from ops.monitor.render import DRIFT_PLOT, PERFORMANCE_PLOT, REPORT_FILE, VERDICT_FILE, write_outputs
 from ops.monitor.shadow import compare, read_shadow
 from ops.monitor.trigger import decide_trigger, load_state, record_run, record_trigger, run_trigger
+from ops.monitor.window import WindowStats
 
 
 def run_monitor(
@@ -42,8 +43,9 @@ def run_monitor(
     end = end or now
     start = start or end - timedelta(days=cfg.window_days)
     metadata = load_metadata(model_dir)
-    log = read_log(log_url, start, end)
-    verdict, judged, results = judge(log, metadata, cfg, start, end)
+    stats = WindowStats.for_model(metadata, cfg.sample_size, cfg.sample_seed)
+    stats.other_versions, chunks = read_window(log_url, start, end, metadata["model_version"], cfg.chunk_rows)
+    verdict, results = judge(stats.add_all(chunks), metadata, cfg, start, end)
     pairs = read_shadow(log_url, start, end)
     pairs = pairs[pairs["serving_version"] == metadata["model_version"]]
     verdict["shadow"] = compare(pairs, float(metadata["threshold"]), cfg.shadow) if len(pairs) else {}
@@ -51,9 +53,7 @@ def run_monitor(
     images = []
     if plot_performance(verdict, out_dir / PERFORMANCE_PLOT):
         images.append(PERFORMANCE_PLOT)
-    if plot_drift(
-        verdict, results, judged, judged["probability"], metadata["reference"], out_dir / DRIFT_PLOT
-    ):
+    if plot_drift(verdict, results, stats, out_dir / DRIFT_PLOT):
         images.append(DRIFT_PLOT)
 
     state_path = state_path or Path(cfg.state_file)
