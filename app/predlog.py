@@ -146,7 +146,36 @@ class LogFull(Exception):
     """The queue holds `max_backlog` rows: the writer has fallen behind (the API answers 503 with Retry-After)."""
 
 
-class PredictionLog:
+class Flusher:
+    """A daemon thread per process calling `flush()` every `flush_interval` seconds (sooner when `_wake` is set)
+    until `close()`; `_start()` starts it once in each process (a thread does not survive gunicorn's fork) and
+    registers `close` at exit. Subclasses set `_lock`, `_wake`, `_pid`, `_closed`, `_thread`, `flush_interval`."""
+
+    thread_name = "flusher"
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid, self._closed = os.getpid(), False
+            self._after_fork()
+            self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+            self._thread.start()
+            atexit.register(self.close)
+
+    def _after_fork(self) -> None:
+        """What the new process must do before its thread starts."""
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            self.flush()
+
+
+class PredictionLog(Flusher):
+    thread_name = "prediction-log"
+
     def __init__(
         self, url: str, flush_interval: float = 0.5, batch_size: int = 1000, max_backlog: int = 100_000
     ):
@@ -202,22 +231,8 @@ class PredictionLog:
         return len(self._queue) + self._in_flight
 
     # -- writer -----------------------------------------------------------------------------------------------
-    def _start(self) -> None:
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._closed = False
-            self.engine.dispose(close=False)  # never reuse connections inherited from a parent process
-            self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-            self._thread.start()
-            atexit.register(self.close)
-
-    def _run(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
-            self.flush()
+    def _after_fork(self) -> None:
+        self.engine.dispose(close=False)  # never reuse connections inherited from a parent process
 
     def flush(self) -> int:
         """Write everything queued so far; returns the number of rows written. Failed batches stay queued."""

@@ -18,7 +18,6 @@ prediction id), never returning them. docs/serving.md, "Shadow model".
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -33,7 +32,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from app.model import ModelService, load_service, not_ready
-from app.predlog import _Inserter
+from app.predlog import Flusher, _Inserter
 from app.schema import Feature
 from mlcore.predlog_schema import shadow_predictions
 
@@ -88,8 +87,10 @@ def load_shadow(model_dir: str, serving: ModelService, use_fastpath: bool = True
     return shadow
 
 
-class Shadow:
+class Shadow(Flusher):
     """The shadow's queue and its scoring thread (one per worker process, started by the first `submit`)."""
+
+    thread_name = "shadow-model"
 
     def __init__(
         self,
@@ -155,21 +156,6 @@ class Shadow:
         return self._backlog
 
     # -- scorer -----------------------------------------------------------------------------------------------
-    def _start(self) -> None:
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid, self._closed = os.getpid(), False
-            self._thread = threading.Thread(target=self._run, name="shadow-model", daemon=True)
-            self._thread.start()
-            atexit.register(self.close)
-
-    def _run(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
-            self.flush()
-
     def flush(self) -> int:
         """Score everything queued and write it with the rows a failed insert left; returns the rows written."""
         with self._lock:
